@@ -1,0 +1,147 @@
+"""One Hydra job: check the config, train, diagnose, record. The task function every launcher
+calls; it returns the final validation loss so optimising sweepers can use it as the objective.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from sweeps import tracking
+from sweeps.config import config_hash, flatten, training_config, validate
+from sweeps.diagnose import diagnose
+from sweeps.loop import History, resolve_device, train
+
+log = logging.getLogger(__name__)
+
+PARENT_FILE = ".sweeps/parent.json"  # under the sweep dir: how each job finds its parent run
+
+# The four sweep axes, in the order run names show them.
+AXES = ("optimizer.name", "optimizer.lr", "data.noise", "train.zero_grad")
+
+
+def store_location(cfg: DictConfig) -> tuple[str, str, Path]:
+    """(tracking URI, experiment name, artifact root) for this config; nothing is opened."""
+    uri = tracking.resolve_uri(cfg.tracking.uri, cfg.paths.output_dir)
+    experiment = cfg.tracking.experiment or cfg.sweep.name
+    return uri, experiment, Path(cfg.paths.output_dir).resolve() / "mlartifacts"
+
+
+def run_name(cfg: DictConfig, overrides: list[str]) -> str:
+    """A readable name from the swept values, e.g. ``sgd lr=0.3 noise=0.5 zero_grad=off``,
+    followed by any other override that makes this job differ (``model=poly seed=3``)."""
+    zg = "on" if cfg.train.zero_grad else "off"
+    parts = [f"{cfg.optimizer.name}", f"lr={cfg.optimizer.lr:g}", f"noise={cfg.data.noise:g}", f"zero_grad={zg}"]
+    shown = {"optimizer", *AXES}
+    for ov in overrides:
+        key, _, value = ov.lstrip("+~").partition("=")
+        if key in shown or key.startswith(("tracking.", "paths.", "hydra.", "sweep")):
+            continue
+        parts.append(f"{key.split('.')[-1]}={value}")
+    return " ".join(parts)
+
+
+def _hydra() -> Any:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def find_parent(sweep_dir: Optional[str]) -> Optional[dict[str, str]]:
+    """The parent run a multirun's callback recorded in its sweep dir, if any."""
+    if not sweep_dir:
+        return None
+    path = Path(sweep_dir) / PARENT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_job(cfg: DictConfig) -> float:
+    """Train one config, label it and record it. Returns the final validation loss.
+
+    Raises:
+        ConfigError: a value is not allowed, the device is missing or the store is not writable
+            (raised before anything is written).
+    """
+    validate(cfg)
+    resolve_device(cfg.train.device)
+    hc = _hydra()
+    overrides = list(hc.overrides.task) if hc else []
+    name = run_name(cfg, overrides)
+    if not cfg.tracking.enabled:
+        history = train(cfg)
+        return _report(name, history, _diagnose(cfg, history))
+
+    uri, experiment, artifacts = store_location(cfg)
+    tracking.check_writable(uri)
+    multirun = hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
+    parent = find_parent(hc.sweep.dir) if multirun else None
+    exp_id = parent["experiment_id"] if parent else tracking.experiment_id(uri, experiment, str(artifacts))
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    params = flatten(resolved)
+    if hc:
+        params.update({g: c for g, c in hc.runtime.choices.items() if not g.startswith("hydra") and c})
+    tags = {
+        tracking.TAG_ROLE: "child" if parent else "single",
+        tracking.TAG_HASH: config_hash(cfg),
+        "sweeps.sweep": cfg.sweep.name,
+        "sweeps.overrides": " ".join(overrides),
+    }
+    if parent:
+        tags[tracking.TAG_PARENT] = parent["run_id"]
+        tags["sweeps.job_num"] = hc.job.num
+    with tracking.run(uri, exp_id, name, tags, tracking.params_for(params)) as rl:
+        history = train(cfg, on_flush=rl.log_epochs, flush_every_s=cfg.tracking.flush_every_s)
+        diagnosis = _diagnose(cfg, history)
+        rl.add(tags={
+            "symptom": diagnosis.symptom,
+            "cause": diagnosis.cause,
+            "fix": diagnosis.fix_str(),
+            tracking.TAG_NOTE: diagnosis.markdown(),
+            "sweeps.stop_reason": history.stop_reason,
+            "sweeps.epochs_run": history.epochs_run,
+            "sweeps.device": history.device,
+        })
+        sent = rl.sent_epochs
+        rl.log_epochs(sent, {k: v[sent:] for k, v in history.metrics.items()})
+        _log_config_files(rl, cfg, hc, uri)
+    return _report(name, history, diagnosis)
+
+
+def _diagnose(cfg: DictConfig, history: History) -> Any:
+    return diagnose(history["train_loss"], history["val_loss"], config=training_config(cfg),
+                    grad_norm=history["grad_norm"])
+
+
+def _report(name: str, history: History, diagnosis: Any) -> float:
+    final = history["val_loss"][-1] if history.epochs_run else math.nan
+    log.info("%s -> %s after %d epochs (val_loss %.4g)", name, diagnosis.symptom, history.epochs_run, final)
+    return final
+
+
+def _log_config_files(rl: tracking.RunLog, cfg: DictConfig, hc: Any, uri: str) -> None:
+    """The resolved config and Hydra's .hydra/ files, with any credentials in the URI removed."""
+    secret, shown = uri, tracking.redact(uri)
+    raw = cfg.tracking.uri
+    with tempfile.TemporaryDirectory() as tmp:
+        resolved = OmegaConf.to_yaml(cfg, resolve=True)
+        files = {"config.yaml": resolved}
+        hydra_dir = Path(hc.runtime.output_dir) / ".hydra" if hc else None
+        if hydra_dir and hydra_dir.is_dir():
+            for f in sorted(hydra_dir.glob("*.yaml")):
+                files[f"hydra/{f.name}"] = f.read_text()
+        for rel, text in files.items():
+            if secret != shown:
+                text = text.replace(secret, shown)
+                if raw:
+                    text = text.replace(raw, tracking.redact(raw))
+            out = Path(tmp) / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+        tracking.client(uri).log_artifacts(rl.run_id, tmp)

@@ -1,0 +1,189 @@
+"""The sweep's life around its jobs: check every swept value before any job starts, open the
+parent run, and at the end close it and print the summary.
+
+Hydra skips ``on_multirun_end`` when a job fails, so the CLI also calls ``finish_open_sweeps``
+after Hydra returns or raises; finishing is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from sweeps import tracking
+from sweeps.app import PARENT_FILE, store_location
+from sweeps.config import ConfigError, check_value, validate
+from sweeps.loop import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OpenSweep:
+    """A multirun whose parent run is still RUNNING."""
+
+    uri: str
+    experiment: str
+    experiment_id: str
+    parent_id: str
+    sweep_dir: str
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class SweepResult:
+    total: int
+    finished: int
+    failed: int
+    by_symptom: dict[str, int]
+    errors: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+# Sweeps opened by this process, in order. Only the CLI process's callbacks touch it.
+_OPEN: list[OpenSweep] = []
+RESULTS: list[SweepResult] = []
+
+
+def check_sweep_values(config: DictConfig) -> None:
+    """Check the composed base config and every value of every swept key, all at once.
+
+    Raises:
+        ConfigError: listing each value that is not allowed (``key=value: must be ...``).
+    """
+    problems: list[str] = []
+    try:
+        validate(config)
+    except ConfigError as err:
+        problems.append(str(err))
+    parser = OverridesParser.create()
+    for ov in parser.parse_overrides(list(config.hydra.overrides.task)):
+        key = ov.key_or_group
+        values = list(ov.sweep_iterator()) if ov.is_sweep_override() else [ov.value()]
+        for value in values:
+            problem = check_value(key, value)
+            if problem is None and key == "train.device":
+                try:
+                    resolve_device(str(value))
+                except ConfigError as err:
+                    problem = str(err)
+            if problem and problem not in problems:
+                problems.append(problem)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+class AbortSweep(BaseException):
+    """Stops a multirun from its start callback. Hydra turns an Exception raised in a callback
+    into a warning and goes on, so this derives from BaseException; the CLI reports its cause."""
+
+
+class SweepCallback(Callback):
+    """Registered in conf/config.yaml under hydra.callbacks."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._start(config)
+        except Exception as err:
+            raise AbortSweep(str(err)) from err
+
+    def _start(self, config: DictConfig) -> None:
+        check_sweep_values(config)
+        if not config.tracking.enabled:
+            return
+        uri, experiment, artifacts = store_location(config)
+        tracking.check_writable(uri)
+        exp_id = tracking.experiment_id(uri, experiment, str(artifacts))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        overrides = " ".join(config.hydra.overrides.task)
+        parent = tracking.start_parent(
+            uri, exp_id, f"{config.sweep.name} {sweep_dir.name}",
+            {tracking.TAG_ROLE: "parent", tracking.TAG_SWEEP_DIR: str(sweep_dir.resolve()),
+             "sweeps.sweep": config.sweep.name, "sweeps.overrides": overrides},
+        )
+        _OPEN.append(OpenSweep(uri, experiment, exp_id, parent, str(sweep_dir)))
+        marker = sweep_dir / PARENT_FILE
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"run_id": parent, "experiment_id": exp_id}))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        finish_open_sweeps()
+
+
+def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResult]:
+    """Close every parent run this process opened and print each sweep's summary.
+
+    A sweep stopped by Ctrl-C is KILLED; one whose jobs failed, or that failed before any job
+    ran, is FAILED (and removed when it has no child run at all, so nothing half-written stays).
+    """
+    results = []
+    while _OPEN:
+        sweep = _OPEN.pop(0)
+        rows = tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id)
+        result = _result(rows)
+        if isinstance(error, KeyboardInterrupt):
+            status = "KILLED"
+        elif error is not None and not rows:
+            tracking.end_parent(sweep.uri, sweep.parent_id, "FAILED")
+            tracking.delete_run(sweep.uri, sweep.parent_id)
+            continue
+        else:
+            status = "FINISHED" if result.ok and error is None else "FAILED"
+        text = summary_text(sweep, result, time.perf_counter() - sweep.started)
+        tracking.end_parent(
+            sweep.uri, sweep.parent_id, status,
+            tags={"sweeps.runs": result.total, "sweeps.failed": result.failed,
+                  **{f"sweeps.symptom.{k}": v for k, v in result.by_symptom.items()}},
+            texts={"summary.txt": text},
+        )
+        print(text, flush=True)
+        results.append(result)
+    RESULTS.extend(results)
+    return results
+
+
+def _result(rows: list[tracking.ChildRow]) -> SweepResult:
+    by_symptom: dict[str, int] = {}
+    for r in rows:
+        if r.status == "FINISHED" and r.symptom:
+            by_symptom[r.symptom] = by_symptom.get(r.symptom, 0) + 1
+    failed = [r for r in rows if r.status == "FAILED"]
+    return SweepResult(
+        total=len(rows),
+        finished=sum(r.status == "FINISHED" for r in rows),
+        failed=len(failed),
+        by_symptom=dict(sorted(by_symptom.items())),
+        errors=[f"{r.name}: {r.error}" for r in failed],
+    )
+
+
+def summary_text(sweep: OpenSweep, result: SweepResult, seconds: float) -> str:
+    """The end-of-sweep report: counts, failures, where the store is and how to open it."""
+    counts = ", ".join(f"{n} {s}" for s, n in result.by_symptom.items()) or "none labelled"
+    lines = [
+        f"sweep '{sweep.experiment}': {result.total} runs in {seconds:.1f} s: "
+        f"{result.finished} finished, {result.failed} failed",
+        f"  symptoms: {counts}",
+    ]
+    lines += [f"  failed: {e}" for e in result.errors]
+    lines += _where(sweep.uri, sweep.experiment)
+    return "\n".join(lines)
+
+
+def _where(uri: str, experiment: str) -> list[str]:
+    shown = tracking.redact(uri)
+    if shown.startswith(("http://", "https://")):
+        return [f"  store: {shown} (experiment '{experiment}'); open it in a browser"]
+    return [f"  store: {shown} (experiment '{experiment}')",
+            f"  browse: mlflow ui --backend-store-uri {shown}"]

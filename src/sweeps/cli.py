@@ -1,0 +1,68 @@
+"""The ``sweeps`` command: Hydra's CLI around one job, with errors reduced to one line and a
+summary after every multirun, whether or not its jobs failed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from sweeps import callbacks, tracking
+from sweeps.app import run_job, store_location
+from sweeps.config import register_configs
+from sweeps.errors import one_line
+
+EXIT_CONFIG = 2  # bad input: nothing was run
+EXIT_FAILED = 1  # a job failed
+
+
+def config_dir() -> str:
+    """conf/ inside an installed wheel, else the repository's top-level conf/."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "conf"
+    return str(packaged if packaged.is_dir() else here.parents[1] / "conf")
+
+
+@hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
+def _task(cfg: DictConfig) -> float:
+    result = run_job(cfg)
+    from hydra.core.hydra_config import HydraConfig
+
+    if str(HydraConfig.get().mode) == "RunMode.RUN" and cfg.tracking.enabled:
+        uri, experiment, _ = store_location(cfg)
+        print("\n".join(callbacks._where(uri, experiment)), flush=True)
+    return result
+
+
+def main() -> None:
+    """Entry point of ``sweeps`` and ``python -m sweeps``."""
+    register_configs()
+    # Let exceptions reach us instead of Hydra's multi-line report, so each is one line.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    error: BaseException | None = None
+    code, message = 0, ""
+    try:
+        _task()
+    except KeyboardInterrupt as err:
+        error, code, message = err, 130, "interrupted"
+    except SystemExit as err:  # --help, --cfg and Hydra's own exits
+        code = err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
+    except BaseException as err:  # noqa: BLE001 - reported in one line below
+        if os.environ.get("SWEEPS_DEBUG"):
+            raise
+        error = err
+        kind, message = one_line(err)
+        code = EXIT_CONFIG if kind == "config" else EXIT_FAILED
+    finally:
+        results = callbacks.finish_open_sweeps(error)
+    if code == 0 and any(not r.ok for r in results):
+        code = EXIT_FAILED
+    if code == EXIT_FAILED and results:
+        message = f"{sum(r.failed for r in results)} job(s) failed; see the summary above"
+    if message:
+        print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)

@@ -1,0 +1,227 @@
+"""Typed config schemas (one dataclass per Hydra config group) and the value checks
+that types alone cannot express. YAML under conf/ holds the values; this module holds the types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
+MODELS = ("linear", "poly", "mlp")
+SCHEDULES = ("constant", "step", "cosine", "exponential")
+DTYPES = ("float32", "float64")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+class ConfigError(ValueError):
+    """A config value that composes but is not allowed. The message is one line:
+    ``key=value: what is allowed``."""
+
+
+@dataclass
+class DataConfig:
+    name: str = "line"  # label of the data set, for run names and the UI
+    slope: float = 0.8  # true w of the line y = slope * x + intercept
+    intercept: float = 0.5  # true b of the line
+    noise: float = 0.0  # standard deviation of Gaussian label noise (target units), >= 0
+    n_train: int = 80  # training points (one full batch per epoch)
+    n_val: int = 20  # held-out validation points, drawn from the same distribution
+    x_low: float = -1.0  # inputs are uniform on [x_low, x_high]
+    x_high: float = 1.0
+    normalize: bool = False  # standardise x with the training mean/std (a fix for stalled runs)
+    seed: Optional[int] = None  # data seed; null -> train.seed
+
+
+@dataclass
+class ModelConfig:
+    name: str = "linear"  # linear | poly | mlp
+    degree: int = 1  # poly: highest power of x fed to the linear layer
+    hidden: int = 32  # mlp: width of each hidden layer
+    layers: int = 2  # mlp: number of hidden layers
+    init: str = "zeros"  # zeros (the worked example: w = b = 0) | default (torch's init)
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "sgd"  # sgd | momentum | adam | rmsprop
+    lr: float = 0.03  # learning rate (step size), > 0
+    momentum: float = 0.0  # momentum coefficient (sgd/momentum/rmsprop), in [0, 1)
+    weight_decay: float = 0.0  # L2 penalty added by the optimizer, >= 0
+    beta1: float = 0.9  # adam: first-moment decay
+    beta2: float = 0.999  # adam: second-moment decay
+    alpha: float = 0.99  # rmsprop: squared-gradient decay
+    eps: float = 1.0e-8  # adam/rmsprop: denominator guard
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200  # full-batch passes over the training data, >= 1
+    seed: int = 0  # seeds data, init and torch; same seed -> same numbers on CPU
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "float32"  # float32 | float64
+    zero_grad: bool = True  # call optimizer.zero_grad() each epoch; false lets gradients accumulate
+    clip_grad_norm: Optional[float] = None  # clip the total gradient norm to this value; null = off
+    lr_schedule: str = "constant"  # constant | step | cosine | exponential
+    lr_gamma: float = 0.1  # step/exponential: decay factor (per step_size epochs / per epoch)
+    lr_step_size: int = 50  # step: epochs between decays
+    early_stop: bool = False  # stop when val_loss has not improved for `patience` epochs
+    patience: int = 20  # early stopping patience, in epochs
+
+
+@dataclass
+class TrackingConfig:
+    uri: Optional[str] = None  # MLflow tracking URI; null -> $MLFLOW_TRACKING_URI or sqlite under paths.output_dir
+    experiment: Optional[str] = None  # MLflow experiment; null -> sweep.name
+    enabled: bool = True  # false: train and print, log nothing
+    flush_every_s: float = 5.0  # seconds between metric flushes while a run trains
+
+
+@dataclass
+class SweepConfig:
+    name: str = "adhoc"  # sweep preset name; also the default MLflow experiment
+
+
+@dataclass
+class PathsConfig:
+    output_dir: str = "outputs"  # root of everything generated: store, artifacts, job dirs
+
+
+@dataclass
+class Config:
+    data: DataConfig = MISSING
+    model: ModelConfig = MISSING
+    optimizer: OptimizerConfig = MISSING
+    train: TrainConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+
+
+def register_configs() -> None:
+    """Register the schemas so each group's YAML files extend (and are checked against) them."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    cs.store(group="data", name="data_schema", node=DataConfig)
+    cs.store(group="model", name="model_schema", node=ModelConfig)
+    cs.store(group="optimizer", name="optimizer_schema", node=OptimizerConfig)
+    cs.store(group="train", name="train_schema", node=TrainConfig)
+    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+
+
+# --- value checks --------------------------------------------------------------------------
+
+# key -> (predicate on the value, what is allowed). Types are checked by OmegaConf at compose time.
+_CHECKS: dict[str, tuple[Any, str]] = {
+    "optimizer.name": (lambda v: v in OPTIMIZERS, f"one of {list(OPTIMIZERS)}"),
+    "optimizer.lr": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    "optimizer.momentum": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "optimizer.weight_decay": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    "optimizer.beta1": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "optimizer.beta2": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "optimizer.alpha": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "optimizer.eps": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    "data.noise": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    "data.n_train": (lambda v: v >= 2, "an integer >= 2"),
+    "data.n_val": (lambda v: v >= 1, "an integer >= 1"),
+    "model.name": (lambda v: v in MODELS, f"one of {list(MODELS)}"),
+    "model.degree": (lambda v: 1 <= v <= 20, "an integer in [1, 20]"),
+    "model.hidden": (lambda v: v >= 1, "an integer >= 1"),
+    "model.layers": (lambda v: v >= 1, "an integer >= 1"),
+    "model.init": (lambda v: v in ("zeros", "default"), "one of ['zeros', 'default']"),
+    "train.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "train.device": (lambda v: bool(DEVICE_PATTERN.match(v)), "auto, cpu, cuda, cuda:N or mps"),
+    "train.dtype": (lambda v: v in DTYPES, f"one of {list(DTYPES)}"),
+    "train.clip_grad_norm": (lambda v: v is None or (_finite(v) and v > 0), "null or a number > 0"),
+    "train.lr_schedule": (lambda v: v in SCHEDULES, f"one of {list(SCHEDULES)}"),
+    "train.lr_gamma": (lambda v: _finite(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "train.lr_step_size": (lambda v: v >= 1, "an integer >= 1"),
+    "train.patience": (lambda v: v >= 1, "an integer >= 1"),
+    "tracking.flush_every_s": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
+}
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def allowed(key: str) -> Optional[str]:
+    """What is allowed for a dotted key, or None when the schema's type says it all."""
+    check = _CHECKS.get(key)
+    return check[1] if check else None
+
+
+def check_value(key: str, value: Any) -> Optional[str]:
+    """Return a one-line problem for ``key=value``, or None when it is allowed."""
+    check = _CHECKS.get(key)
+    if check is None:
+        return None
+    ok, what = check
+    try:
+        good = bool(ok(value))
+    except TypeError:
+        good = False
+    return None if good else f"{key}={value!r}: must be {what}"
+
+
+def validate(cfg: DictConfig | Mapping[str, Any]) -> None:
+    """Check every value the schema's types cannot. Raises ConfigError listing all problems."""
+    problems = []
+    for key in _CHECKS:
+        value = OmegaConf.select(cfg, key, default=MISSING) if isinstance(cfg, DictConfig) else _dig(cfg, key)
+        if value is MISSING:
+            continue
+        problem = check_value(key, value)
+        if problem:
+            problems.append(problem)
+    if isinstance(cfg, DictConfig):
+        low, high = OmegaConf.select(cfg, "data.x_low"), OmegaConf.select(cfg, "data.x_high")
+        if low is not None and high is not None and not low < high:
+            problems.append(f"data.x_high={high!r}: must be greater than data.x_low={low!r}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _dig(mapping: Mapping[str, Any], key: str) -> Any:
+    node: Any = mapping
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+# --- identity of a run -----------------------------------------------------------------------
+
+# The groups that decide what a run computes. tracking/paths/sweep only say where it goes.
+TRAINING_GROUPS = ("data", "model", "optimizer", "train")
+
+
+def training_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved part of the config that determines the numbers a run produces."""
+    return {g: OmegaConf.to_container(cfg[g], resolve=True) for g in TRAINING_GROUPS}
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A stable hash of the training config: equal for runs that must produce equal histories."""
+    blob = json.dumps(training_config(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings to dotted keys, as MLflow params are stored."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

@@ -1,0 +1,292 @@
+"""The only module that talks to MLflow: where the store is, experiments, parent and child runs,
+batched metric logging, and reading runs back for the end-of-sweep summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+from sweeps.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+# MLflow's per-request limits for log_batch (mlflow.utils.validation).
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_TAG_VALUE = 8000
+MAX_PARAM_VALUE = 6000
+
+# Keys of the config never written to the store: they may hold credentials or say only where
+# things go, not what was computed.
+PRIVATE_KEYS = ("tracking.uri",)
+
+TAG_ROLE = "sweeps.role"  # parent | child | single
+TAG_SWEEP_DIR = "sweeps.sweep_dir"
+TAG_HASH = "sweeps.config_hash"
+TAG_ERROR = "sweeps.error"
+TAG_NOTE = "mlflow.note.content"
+TAG_PARENT = "mlflow.parentRunId"
+
+
+def default_uri(output_dir: str) -> str:
+    """The embedded store: a SQLite file under the outputs root."""
+    return "sqlite:///" + str(Path(output_dir).resolve() / "mlflow.db")
+
+
+def resolve_uri(uri: Optional[str], output_dir: str) -> str:
+    """``tracking.uri`` if set, else ``$MLFLOW_TRACKING_URI``, else the embedded SQLite store.
+    A relative SQLite path is made absolute, so jobs and the printed commands agree."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(output_dir)
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = uri[len("sqlite:///"):]
+        if path and path != ":memory:":
+            uri = "sqlite:///" + str(Path(path).resolve())
+    elif "://" not in uri:
+        uri = str(Path(uri).resolve())
+    return uri
+
+
+def redact(uri: str) -> str:
+    """The URI with any user:password removed, for printing."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return uri
+
+
+def local_store_path(uri: str) -> Optional[Path]:
+    """The file behind a local SQLite URI, or None for other stores."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):])
+    return None
+
+
+def check_writable(uri: str) -> None:
+    """Fail early, before any run exists, when a local store cannot be written.
+
+    Raises:
+        ConfigError: the store's directory cannot be created or written, or the URI scheme is
+            not one MLflow serves.
+    """
+    scheme = urlsplit(uri).scheme
+    if scheme not in ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks", "file", ""):
+        raise ConfigError(
+            f"tracking.uri={redact(uri)!r}: unsupported scheme {scheme!r}; "
+            "use sqlite:///path.db, http(s)://host:port or a database URI"
+        )
+    path = local_store_path(uri)
+    if path is None:
+        return
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"tracking.uri={uri!r}: cannot create directory {str(folder)!r} ({err.strerror}); "
+            "choose a writable path"
+        ) from None
+    target = path if path.exists() else folder
+    if not os.access(target, os.W_OK) or (path.exists() and not path.is_file()):
+        raise ConfigError(f"tracking.uri={uri!r}: {str(target)!r} is not writable; choose a writable path")
+
+
+@lru_cache(maxsize=8)
+def client(uri: str) -> Any:
+    """One MlflowClient per store and process: opening (and migrating) a store is the slow part."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(uri: str, name: str, artifact_root: Optional[str] = None) -> str:
+    """Get or create the experiment ``name``. For a local store its artifacts go under
+    ``artifact_root`` (not MLflow's default ./mlartifacts in whatever directory you stand in)."""
+    c = client(uri)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            c.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    location = Path(artifact_root).resolve().as_uri() if artifact_root else None
+    try:
+        return c.create_experiment(name, artifact_location=location)
+    except Exception:  # another process created it between our get and create
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _metric_value(v: float) -> float:
+    # MLflow stores NaN as such; +-inf become the largest finite doubles, which the UI can plot.
+    return v if not math.isinf(v) else math.copysign(1.7976931348623157e308, v)
+
+
+@dataclass
+class RunLog:
+    """A run being written: buffers nothing itself, but sends metrics, params and tags together
+    in as few ``log_batch`` calls as MLflow's limits allow."""
+
+    uri: str
+    run_id: str
+    sent_epochs: int = 0
+    pending_params: dict[str, str] = field(default_factory=dict)
+    pending_tags: dict[str, str] = field(default_factory=dict)
+
+    def log_epochs(self, first_epoch: int, metrics: Mapping[str, list[float]]) -> None:
+        """Send per-epoch metrics (``step=epoch``) plus any pending params/tags."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        ts = _now_ms()
+        ms = [
+            Metric(key, _metric_value(float(v)), ts, first_epoch + i)
+            for key, values in metrics.items()
+            for i, v in enumerate(values)
+        ]
+        ps = [Param(k, v) for k, v in self.pending_params.items()]
+        ts_ = [RunTag(k, v) for k, v in self.pending_tags.items()]
+        self.pending_params, self.pending_tags = {}, {}
+        c = client(self.uri)
+        # Fill each request up to the limits: 1000 entities, of which at most 100 params+tags.
+        while ms or ps or ts_:
+            p_n = min(len(ps), MAX_PARAMS_TAGS_PER_BATCH)
+            t_n = min(len(ts_), MAX_PARAMS_TAGS_PER_BATCH - p_n)
+            m_n = min(len(ms), MAX_METRICS_PER_BATCH - p_n - t_n)
+            c.log_batch(self.run_id, metrics=ms[:m_n], params=ps[:p_n], tags=ts_[:t_n], synchronous=True)
+            ms, ps, ts_ = ms[m_n:], ps[p_n:], ts_[t_n:]
+        if metrics:
+            self.sent_epochs = first_epoch + max(len(v) for v in metrics.values())
+
+    def add(self, params: Optional[Mapping[str, Any]] = None, tags: Optional[Mapping[str, Any]] = None) -> None:
+        """Queue params and tags for the next ``log_epochs``/``flush``."""
+        for k, v in (params or {}).items():
+            self.pending_params[k] = str(v)[:MAX_PARAM_VALUE]
+        for k, v in (tags or {}).items():
+            self.pending_tags[k] = str(v)[:MAX_TAG_VALUE]
+
+    def flush(self) -> None:
+        if self.pending_params or self.pending_tags:
+            self.log_epochs(self.sent_epochs, {})
+
+    def log_artifacts(self, files: Iterable[Path], artifact_path: Optional[str] = None) -> None:
+        c = client(self.uri)
+        for f in files:
+            if f.is_file():
+                c.log_artifact(self.run_id, str(f), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        client(self.uri).log_text(self.run_id, text, artifact_file)
+
+
+def params_for(flat_config: Mapping[str, Any]) -> dict[str, str]:
+    """MLflow params from the flattened resolved config, minus private keys."""
+    return {k: str(v) for k, v in flat_config.items() if k not in PRIVATE_KEYS}
+
+
+@contextmanager
+def run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
+        params: Optional[Mapping[str, Any]] = None) -> Iterator[RunLog]:
+    """Create a run and yield its RunLog. On an exception the run is marked FAILED with the
+    error as a tag and the traceback as an artifact, and the exception propagates; on
+    KeyboardInterrupt it is KILLED. Pending params/tags are always flushed."""
+    c = client(uri)
+    created = c.create_run(exp_id, tags={k: str(v) for k, v in tags.items()}, run_name=name)
+    rl = RunLog(uri, created.info.run_id)
+    rl.add(params=params)
+    status = "FINISHED"
+    try:
+        yield rl
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException as err:
+        status = "FAILED"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        rl.add(tags={TAG_ERROR: f"{type(err).__name__}: {first}"})
+        try:
+            rl.log_text("".join(traceback.format_exception(err)), "error/traceback.txt")
+        except Exception:  # the store may be what failed; the status below matters more
+            log.warning("could not store the traceback of run %s", rl.run_id)
+        raise
+    finally:
+        try:
+            rl.flush()
+        finally:
+            c.set_terminated(rl.run_id, status=status)
+
+
+def start_parent(uri: str, exp_id: str, name: str, tags: Mapping[str, Any]) -> str:
+    """Create a sweep's parent run (left RUNNING until ``end_parent``)."""
+    return client(uri).create_run(exp_id, tags={k: str(v) for k, v in tags.items()}, run_name=name).info.run_id
+
+
+def end_parent(uri: str, run_id: str, status: str, tags: Optional[Mapping[str, Any]] = None,
+               texts: Optional[Mapping[str, str]] = None) -> None:
+    """Finish a parent run with its summary tags and text artifacts."""
+    rl = RunLog(uri, run_id)
+    rl.add(tags=tags)
+    try:
+        rl.flush()
+        for artifact_file, text in (texts or {}).items():
+            rl.log_text(text, artifact_file)
+    finally:
+        client(uri).set_terminated(run_id, status=status)
+
+
+def delete_run(uri: str, run_id: str) -> None:
+    client(uri).delete_run(run_id)
+
+
+@dataclass(frozen=True)
+class ChildRow:
+    """What the end-of-sweep summary needs from one child run."""
+
+    run_id: str
+    name: str
+    status: str
+    symptom: str
+    error: str
+    val_loss: float
+
+
+def children(uri: str, exp_id: str, parent_id: str) -> list[ChildRow]:
+    """All child runs of a parent (one search call per page of 1000)."""
+    c = client(uri)
+    rows: list[ChildRow] = []
+    token = None
+    while True:
+        page = c.search_runs(
+            [exp_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent_id}'",
+            max_results=1000, page_token=token,
+        )
+        for r in page:
+            rows.append(ChildRow(
+                r.info.run_id, r.info.run_name or "", r.info.status,
+                r.data.tags.get("symptom", ""), r.data.tags.get(TAG_ERROR, ""),
+                r.data.metrics.get("val_loss", math.nan),
+            ))
+        token = page.token
+        if not token:
+            return rows

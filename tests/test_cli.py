@@ -1,0 +1,150 @@
+"""The real ``sweeps`` CLI in a subprocess against a SQLite store in tmp_path, read back with
+MLflow's client."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+GRID = ["-m", "optimizer=sgd,adam", "optimizer.lr=0.03,5.0", "train.zero_grad=true,false", "train.epochs=60"]
+
+
+def _runs(uri: str, experiment: str):
+    c = MlflowClient(uri)
+    exp = c.get_experiment_by_name(experiment)
+    assert exp is not None, f"no experiment {experiment!r}"
+    return c, c.search_runs([exp.experiment_id], max_results=1000)
+
+
+def test_multirun_records_one_child_per_grid_point(cli):
+    proc = cli(*GRID)
+    c, runs = _runs(cli.uri, "adhoc")
+    parents = [r for r in runs if r.data.tags.get("sweeps.role") == "parent"]
+    kids = [r for r in runs if r.data.tags.get("sweeps.role") == "child"]
+    assert len(parents) == 1 and len(kids) == 8
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in kids} == {parent.info.run_id}
+
+    seen = set()
+    for r in kids:
+        p = r.data.params
+        seen.add((p["optimizer"], float(p["optimizer.lr"]), p["train.zero_grad"]))
+        assert p["optimizer.name"] == p["optimizer"]
+        assert r.info.status == "FINISHED"
+        for tag in ("symptom", "cause", "fix", "mlflow.note.content", "sweeps.config_hash", "mlflow.runName"):
+            assert tag in r.data.tags, tag
+        assert r.info.run_name.startswith(p["optimizer"] + " lr=")
+        hist = {k: c.get_metric_history(r.info.run_id, k) for k in ("train_loss", "val_loss", "grad_norm", "w", "b")}
+        steps = [m.step for m in hist["train_loss"]]
+        n = len(steps)
+        assert steps == list(range(n))
+        assert all(len(v) == n for v in hist.values())
+        if n < 60:  # stopped early: only at a non-finite loss, which is recorded
+            last = (hist["train_loss"][-1].value, hist["val_loss"][-1].value)
+            assert r.data.tags["sweeps.stop_reason"] == "non_finite"
+            assert any(math.isnan(v) or abs(v) > 1e300 for v in last)
+        else:
+            assert r.data.tags["sweeps.stop_reason"] == "completed"
+    assert seen == {(o, lr, zg) for o in ("sgd", "adam") for lr in (0.03, 5.0) for zg in ("True", "False")}
+    assert len({r.data.tags["sweeps.config_hash"] for r in kids}) == 8
+    # artifacts: the resolved config and Hydra's files
+    names = {a.path for a in c.list_artifacts(kids[0].info.run_id)}
+    assert {"config.yaml", "hydra"} <= names
+    assert "8 runs" in proc.stdout and "mlflow ui --backend-store-uri sqlite:///" in proc.stdout
+
+
+def test_single_run_and_store_location(cli):
+    proc = cli("train.epochs=5")
+    c, runs = _runs(cli.uri, "adhoc")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].data.tags["sweeps.role"] == "single"
+    assert f"mlflow ui --backend-store-uri {cli.uri}" in proc.stdout
+
+
+INJECT = """
+import sweeps.app as app
+real = app.train
+def failing(cfg, **kw):
+    if cfg.optimizer.lr == 0.5:
+        raise RuntimeError("injected failure at lr=0.5\\nsecond line")
+    return real(cfg, **kw)
+app.train = failing
+from sweeps.cli import main
+main()
+"""
+
+
+def test_failed_job_is_recorded_and_sweep_goes_on(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", INJECT, "-m", "optimizer.lr=0.03,0.5,0.1", "train.epochs=5",
+         f"paths.output_dir={out}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "3 runs" in proc.stdout and "2 finished, 1 failed" in proc.stdout
+    assert "RuntimeError: injected failure at lr=0.5" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == "error: 1 job(s) failed; see the summary above"
+    c, runs = _runs(f"sqlite:///{out / 'mlflow.db'}", "adhoc")
+    by_lr = {r.data.params.get("optimizer.lr"): r for r in runs if r.data.tags["sweeps.role"] == "child"}
+    assert by_lr["0.5"].info.status == "FAILED"
+    assert by_lr["0.5"].data.tags["sweeps.error"] == "RuntimeError: injected failure at lr=0.5"
+    assert "traceback.txt" in {a.path.split("/")[-1] for a in c.list_artifacts(by_lr["0.5"].info.run_id, "error")}
+    assert by_lr["0.03"].info.status == by_lr["0.1"].info.status == "FINISHED"
+    parent = [r for r in runs if r.data.tags["sweeps.role"] == "parent"]
+    assert [p.info.status for p in parent] == ["FAILED"]
+    _no_running(out / "mlflow.db")
+
+
+def _no_running(store) -> None:
+    if store.exists():
+        with sqlite3.connect(store) as db:
+            rows = db.execute("select count(*) from runs where status = 'RUNNING'").fetchone()
+        assert rows[0] == 0
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["optimizer=nesterov"], "optimizer='nesterov': no such optimizer config; allowed: adam, momentum, rmsprop, sgd"),
+    (["optimizer.lr=0"], "optimizer.lr=0.0: must be a finite number > 0"),
+    (["optimizer.lr=-0.1"], "optimizer.lr=-0.1: must be a finite number > 0"),
+    (["optimizer.lr=fast"], "optimizer.lr='fast': must be a finite number > 0"),
+    (["train.epochs=0"], "train.epochs=0: must be an integer >= 1"),
+    (["data.noise=-1"], "data.noise=-1.0: must be a finite number >= 0"),
+    (["train.device=cuda"], "train.device='cuda': CUDA is not available here"),
+    (["train.epohcs=3"], "train.epohcs: unknown config key"),
+    (["-m", "optimizer.lr=0.1,-1"], "optimizer.lr=-1: must be a finite number > 0"),
+    (["-m", "optimizer=sgd,nesterov"], "optimizer='nesterov': no such optimizer config"),
+])
+def test_bad_input_is_one_line_and_writes_nothing_running(cli, args, expected):
+    import torch
+
+    if "cuda" in " ".join(args) and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    extra = [] if any(a.startswith("train.epochs") for a in args) else ["train.epochs=3"]
+    proc = cli(*args, *extra, check=False)
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert expected in errors[0]
+    assert "Traceback" not in proc.stderr
+    _no_running(cli.store)
+    if cli.store.exists() and "-m" in args:
+        c, runs = _runs(cli.uri, "adhoc")
+        assert runs == []
+
+
+def test_unwritable_tracking_dir(cli, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    uri = f"sqlite:///{blocker}/sub/mlflow.db"
+    proc = cli(f"tracking.uri={uri}", "train.epochs=3", check=False)
+    assert proc.returncode == 2
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "tracking.uri=" in errors[0] and "cannot create directory" in errors[0]
+    assert not (blocker.parent / "out" / "mlflow.db").exists()

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -61,8 +62,44 @@ def find_parent(sweep_dir: Optional[str]) -> Optional[dict[str, str]]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+@dataclass
+class Outcome:
+    """What one executed config left behind."""
+
+    name: str
+    history: History
+    diagnosis: Any
+    run_id: Optional[str] = None  # None when tracking is off
+
+    @property
+    def objective(self) -> float:
+        return self.history["val_loss"][-1] if self.history.epochs_run else math.nan
+
+
 def run_job(cfg: DictConfig) -> float:
-    """Train one config, label it and record it. Returns the final validation loss.
+    """The Hydra task: execute this job's config, under the sweep's parent run in a multirun.
+    Returns the final validation loss (the objective for optimising sweepers)."""
+    hc = _hydra()
+    multirun = hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
+    parent = find_parent(hc.sweep.dir) if multirun else None
+    outcome = execute(
+        cfg, list(hc.overrides.task) if hc else [], parent=parent,
+        job_dir=Path(hc.runtime.output_dir) if hc else None,
+        extra_tags={"sweeps.job_num": hc.job.num} if parent else None,
+    )
+    return outcome.objective
+
+
+def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, str]] = None,
+            job_dir: Optional[Path] = None, extra_tags: Optional[dict[str, Any]] = None) -> Outcome:
+    """Train one config, label it and record it as an MLflow run.
+
+    Args:
+        cfg: the composed config.
+        overrides: the overrides that made it (for the run name and the ``sweeps.overrides`` tag).
+        parent: ``{"run_id", "experiment_id"}`` of the parent run, or None for a lone run.
+        job_dir: Hydra's job output dir, whose ``.hydra/`` files are stored with the run.
+        extra_tags: more tags for the run.
 
     Raises:
         ConfigError: a value is not allowed, the device is missing or the store is not writable
@@ -70,32 +107,29 @@ def run_job(cfg: DictConfig) -> float:
     """
     validate(cfg)
     resolve_device(cfg.train.device)
-    hc = _hydra()
-    overrides = list(hc.overrides.task) if hc else []
     name = run_name(cfg, overrides)
     if not cfg.tracking.enabled:
         history = train(cfg)
-        return _report(name, history, _diagnose(cfg, history))
+        return _report(Outcome(name, history, _diagnose(cfg, history)))
 
     uri, experiment, artifacts = store_location(cfg)
     tracking.check_writable(uri)
-    multirun = hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
-    parent = find_parent(hc.sweep.dir) if multirun else None
     exp_id = parent["experiment_id"] if parent else tracking.experiment_id(uri, experiment, str(artifacts))
-
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    params = flatten(resolved)
+    hc = _hydra()
+    params = flatten(OmegaConf.to_container(cfg, resolve=True))
     if hc:
         params.update({g: c for g, c in hc.runtime.choices.items() if not g.startswith("hydra") and c})
+    else:
+        params.update(_choices(overrides))
     tags = {
         tracking.TAG_ROLE: "child" if parent else "single",
         tracking.TAG_HASH: config_hash(cfg),
         "sweeps.sweep": cfg.sweep.name,
         "sweeps.overrides": " ".join(overrides),
+        **(extra_tags or {}),
     }
     if parent:
         tags[tracking.TAG_PARENT] = parent["run_id"]
-        tags["sweeps.job_num"] = hc.job.num
     with tracking.run(uri, exp_id, name, tags, tracking.params_for(params)) as rl:
         history = train(cfg, on_flush=rl.log_epochs, flush_every_s=cfg.tracking.flush_every_s)
         diagnosis = _diagnose(cfg, history)
@@ -110,8 +144,19 @@ def run_job(cfg: DictConfig) -> float:
         })
         sent = rl.sent_epochs
         rl.log_epochs(sent, {k: v[sent:] for k, v in history.metrics.items()})
-        _log_config_files(rl, cfg, hc, uri)
-    return _report(name, history, diagnosis)
+        _log_config_files(rl, cfg, job_dir, uri)
+    return _report(Outcome(name, history, diagnosis, rl.run_id))
+
+
+def _choices(overrides: list[str]) -> dict[str, str]:
+    """Config-group choices named in overrides (``optimizer=adam``), when Hydra is not running."""
+    groups = ("data", "model", "optimizer", "train", "tracking")
+    out = {}
+    for ov in overrides:
+        key, _, value = ov.lstrip("+~").partition("=")
+        if key in groups:
+            out[key] = value
+    return out
 
 
 def _diagnose(cfg: DictConfig, history: History) -> Any:
@@ -119,20 +164,20 @@ def _diagnose(cfg: DictConfig, history: History) -> Any:
                     grad_norm=history["grad_norm"])
 
 
-def _report(name: str, history: History, diagnosis: Any) -> float:
-    final = history["val_loss"][-1] if history.epochs_run else math.nan
-    log.info("%s -> %s after %d epochs (val_loss %.4g)", name, diagnosis.symptom, history.epochs_run, final)
-    return final
+def _report(outcome: Outcome) -> Outcome:
+    log.info("%s -> %s after %d epochs (val_loss %.4g)", outcome.name, outcome.diagnosis.symptom,
+             outcome.history.epochs_run, outcome.objective)
+    return outcome
 
 
-def _log_config_files(rl: tracking.RunLog, cfg: DictConfig, hc: Any, uri: str) -> None:
+def _log_config_files(rl: tracking.RunLog, cfg: DictConfig, job_dir: Optional[Path], uri: str) -> None:
     """The resolved config and Hydra's .hydra/ files, with any credentials in the URI removed."""
     secret, shown = uri, tracking.redact(uri)
     raw = cfg.tracking.uri
     with tempfile.TemporaryDirectory() as tmp:
         resolved = OmegaConf.to_yaml(cfg, resolve=True)
         files = {"config.yaml": resolved}
-        hydra_dir = Path(hc.runtime.output_dir) / ".hydra" if hc else None
+        hydra_dir = job_dir / ".hydra" if job_dir else None
         if hydra_dir and hydra_dir.is_dir():
             for f in sorted(hydra_dir.glob("*.yaml")):
                 files[f"hydra/{f.name}"] = f.read_text()

@@ -12,11 +12,13 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
-from matplotlib.animation import PillowWriter
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import LogFormatter
+from PIL import Image
 
 # Okabe-Ito colours (distinguishable with the common colour-vision deficiencies).
 SYMPTOM_COLORS: dict[str, str] = {
@@ -51,7 +53,7 @@ def fmt_loss(v: Any) -> str:
         return "inf" if v > 0 else "-inf"
     if v != 0 and (abs(v) < 0.01 or abs(v) >= 1000):
         m, e = f"{v:.1e}".split("e")
-        return f"{m}e{int(e)}"
+        return f"{m.removesuffix('.0')}e{int(e)}"
     return f"{v:.2g}" if abs(v) < 1 else f"{v:.3g}"
 
 
@@ -71,8 +73,10 @@ def fmt_lr(v: Any) -> str:
 
 
 def _sort_key(v: Any) -> tuple:
-    if isinstance(v, (bool, np.bool_)):
-        return (0, -int(v), "")  # True (the canonical loop) before False
+    """Facet order: True before False (the canonical loop first), numbers ascending (also as
+    MLflow's strings), known optimizers in their usual order, then other names, '-' last."""
+    if isinstance(v, (bool, np.bool_)) or str(v).lower() in ("true", "false"):
+        return (0, -int(str(v).lower() == "true"), "")
     try:
         return (1, float(v), "")
     except (TypeError, ValueError):
@@ -123,6 +127,19 @@ def _message_figure(text: str, title: str = "") -> Figure:
     return fig
 
 
+def _facet_title(*pairs: tuple[str, Any]) -> str:
+    """'adam · zero_grad=True' from (name, value) pairs, leaving out unknown ('-') values."""
+    return " · ".join(f"{k}={v}" if k else str(v) for k, v in pairs if v != "-")
+
+
+def _suptitle(fig: Figure, text: str, narrow: bool) -> None:
+    """A one-column figure has its legends beside the title: wrap it and keep it left."""
+    if narrow:
+        fig.suptitle(text.replace(" — ", "\n"), fontsize=11, x=0.02, ha="left")
+    else:
+        fig.suptitle(text, fontsize=12)
+
+
 def _text_color(bg: str) -> str:
     r, g, b = to_rgb(bg)
     return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
@@ -151,17 +168,38 @@ def _curve(epochs: np.ndarray, values: np.ndarray, floor: float, ceil: float):
 
 
 def _log_limits(curves: list[np.ndarray]) -> tuple[float, float]:
-    """(floor, ceiling) for a shared log axis: the ceiling stays within 1000x the largest initial
-    loss so one diverging run cannot squash every other curve against the bottom."""
+    """(floor, ceiling) for a shared log axis: the ceiling stays within 100x the largest initial
+    loss (diagnose's blow-up ratio) so one diverging run cannot squash every other curve."""
     finite = [c[np.isfinite(c) & (np.abs(c) < _HUGE)] for c in curves]
     allv = np.concatenate(finite) if finite else np.array([])
     pos = allv[allv > 0]
     if len(pos) == 0:
         return 1e-3, 1.0
     starts = [f[0] for f in finite if len(f) and f[0] > 0]
-    ceil = min(float(pos.max()), 1e3 * max(starts)) if starts else float(pos.max())
+    ceil = min(float(pos.max()), 100 * max(starts)) if starts else float(pos.max())
     floor = max(float(pos.min()), ceil * 1e-12)
     return floor, max(ceil, floor * 10)
+
+
+class _LossTicks(LogFormatter):
+    """Log-axis tick labels in fmt_loss's compact form (0.01, 1, 1e3) instead of 10^k / 4x10^0."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return fmt_loss(x)
+
+
+def _log_y(ax) -> None:
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(_LossTicks())
+    ax.yaxis.set_minor_formatter(_LossTicks(labelOnlyBase=False))
+
+
+def _run_title(row) -> str:
+    """'adam · lr=3e-2 · noise=1.0 · zero_grad=False', from the facet columns a run has."""
+    parts = [str(row["optimizer"])] if row["optimizer"] != "-" else []
+    parts += [f"lr={fmt_lr(row['lr'])}"] if row["lr"] != "-" else []
+    parts += [f"{c}={row[c]}" for c in ("noise", "zero_grad") if row[c] != "-"]
+    return " · ".join(parts) or str(row["name"])[:40]
 
 
 def _spread(ys: list[float], gap: float) -> list[float]:
@@ -215,19 +253,24 @@ def _loss_figure(df: pd.DataFrame, hist: dict, metric: str, model: str) -> Figur
     floor, ceil = _log_limits([v for _, v in series.values()])
     top, bottom = ceil * 2.5, floor / 2
 
+    blowups = lr_labels = 0
     fig = Figure(figsize=(_PANEL[0] * len(zgs) + 1.7, _PANEL[1] * len(opts) + 0.5),
                  layout="constrained")
     axes = fig.subplots(len(opts), len(zgs), squeeze=False, sharex=True, sharey=True)
+    first = min((x.min() for x, _ in series.values() if len(x)), default=0.0)
+    last = max(max((x.max() for x, _ in series.values() if len(x)), default=0.0), first + 1)
+    pad = 0.03 * (last - first)
+    axes[0, 0].set_xlim(first - pad, last + pad)  # every epoch recorded, also past a blow-up
     for i, opt in enumerate(opts):
         for j, zg in enumerate(zgs):
             ax = axes[i, j]
-            ax.set_yscale("log")
+            _log_y(ax)
             ax.set_ylim(bottom, top)
-            ax.set_title(f"{opt} · zero_grad={zg}", fontsize=10)
+            ax.set_title(_facet_title(("", opt), ("zero_grad", zg)), fontsize=10)
             ax.grid(True, which="major", color="#e6e6e6", lw=0.6)
             cell = df[(df["optimizer"] == opt) & (df["zero_grad"] == zg)]
             cell = cell.iloc[sorted(range(len(cell)), key=lambda k: _sort_key(cell["lr"].iloc[k]))]
-            labels: list[tuple[float, str]] = []
+            labels: list[tuple[float, str, str]] = []
             for row in cell.itertuples(index=False):
                 if row.run_id not in series:
                     continue
@@ -235,12 +278,14 @@ def _loss_figure(df: pd.DataFrame, hist: dict, metric: str, model: str) -> Figur
                 color = SYMPTOM_COLORS[row.symptom]
                 ax.plot(x, y, color=color, ls=style[row.noise], lw=1.4, gid=row.run_id)
                 if blowup is not None:
+                    blowups += 1
                     ax.plot([blowup], [ceil], marker="x", ms=7, mew=2, color=color, ls="none")
                 fin = y[np.isfinite(y)]
-                if len(fin):
-                    frac = (math.log(fin[-1]) - math.log(bottom)) / (math.log(top) - math.log(bottom))
-                    labels.append((frac, fmt_lr(row.lr)))
+                if len(fin) and row.lr != "-":  # where the line ends, as a fraction of the axis
+                    frac = math.log(fin[-1] / bottom) / math.log(top / bottom)
+                    labels.append((frac, fmt_lr(row.lr), color))
             _label_lrs(ax, labels)
+            lr_labels += len(labels)
             if not len(cell):
                 ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", color="#888888")
             if i == len(opts) - 1:
@@ -249,28 +294,39 @@ def _loss_figure(df: pd.DataFrame, hist: dict, metric: str, model: str) -> Figur
                 ax.set_ylabel("MSE (log)")
 
     what = {"train_loss": "train loss", "val_loss": "validation loss"}.get(metric, metric)
-    fig.suptitle(f"{what} per epoch — model: {model}   (right-edge labels: learning rate; "
-                 f"x: went non-finite)", fontsize=11)
-    leg = fig.legend(handles=_symptom_handles(list(df["symptom"])), title="symptom (colour)",
-                     loc="outside right upper", fontsize=8, title_fontsize=9, frameon=False)
+    _suptitle(fig, f"{what} per epoch — model: {model}", narrow=len(zgs) == 1)
+    legends = [dict(handles=_symptom_handles(list(df["symptom"])), title="symptom (colour)")]
     if len(noises) > 1:
-        fig.add_artist(leg)
-        fig.legend(handles=[Line2D([], [], color="#444444", ls=style[n], label=f"noise={n}")
-                            for n in noises], title="noise (line style)",
-                   loc="outside right lower", fontsize=8, title_fontsize=9, frameon=False)
+        legends.append(dict(title="noise (line style)", handles=[
+            Line2D([], [], color="#444444", ls=style[n], label=str(n)) for n in noises]))
+    marks = [Line2D([], [], color="#444444", marker="x", ls="none", mew=2,
+                    label="went NaN/inf\n(drawn at the top)")] if blowups else []
+    marks += [Line2D([], [], ls="none", label="3e-2 at right: lr")] if lr_labels else []
+    if marks:
+        legends.append(dict(title="marks", handles=marks))
+    locs = {1: ("upper",), 2: ("upper", "lower"), 3: ("upper", "center", "lower")}
+    for leg, loc in zip(legends, locs[len(legends)]):
+        fig.add_artist(fig.legend(loc=f"outside right {loc}", fontsize=8, title_fontsize=9,
+                                  frameon=False, alignment="left", **leg))
     return fig
 
 
-def _label_lrs(ax, labels: list[tuple[float, str]]) -> None:
-    """Write each distinct lr once at the right edge, near where its lines end."""
-    merged: list[tuple[float, str]] = []
-    for frac, text in labels:  # the same lr ending at the same height (noise levels) -> one label
-        if not any(t == text and abs(f - frac) < 0.08 for f, t in merged):
-            merged.append((frac, text))
-    ys = _spread([min(max(f, 0.0), 1.0) for f, _ in merged], gap=0.075)
-    for y, (_, text) in zip(ys, merged):
-        ax.text(1.02, y, text, transform=ax.transAxes, fontsize=6.5, va="center", ha="left",
-                color="#333333", clip_on=False)
+def _label_lrs(ax, labels: list[tuple[float, str, str]]) -> None:
+    """Write each line's lr at the right edge, pushed apart where lines end close together,
+    with a thin leader back to where the line ends; one label for equal lrs ending together."""
+    merged: list[list] = []
+    for frac, text, color in labels:
+        same = [m for m in merged if m[1] == text and abs(m[0] - frac) < 0.06]
+        if same:
+            same[0][2] = same[0][2] if same[0][2] == color else "#333333"
+        else:
+            merged.append([frac, text, color])
+    ends = [min(max(m[0], 0.0), 1.0) for m in merged]
+    for y, end, (_, text, color) in zip(_spread(ends, gap=0.075), ends, merged):
+        ax.annotate(text, xy=(1.0, end), xycoords="axes fraction", xytext=(1.06, y),
+                    textcoords="axes fraction", fontsize=6.5, va="center", ha="left",
+                    color=color, annotation_clip=False,
+                    arrowprops=dict(arrowstyle="-", lw=0.5, color=color, shrinkA=0, shrinkB=1))
 
 
 def _cell_summary(cell: pd.DataFrame) -> tuple[str, str]:
@@ -279,7 +335,7 @@ def _cell_summary(cell: pd.DataFrame) -> tuple[str, str]:
     counts = Counter(cell["symptom"])
     symptom = max(counts, key=lambda s: (counts[s], -_SEVERITY.index(s)))
     losses = cell["final_train_loss"].to_numpy(float)
-    losses = np.where(np.abs(losses) >= _HUGE, np.inf * np.sign(losses), losses)
+    losses = np.where(losses >= _HUGE, np.inf, losses)
     fin = losses[~np.isnan(losses)]
     text = fmt_loss(np.median(fin)) if len(fin) else "nan"
     n, k = len(cell), counts[symptom]
@@ -311,7 +367,7 @@ def _map_figure(df: pd.DataFrame, model: str) -> Figure:
     pw, ph = max(2.6, 0.62 * len(lrs) + 0.9), max(1.6, 0.42 * len(opts) + 1.0)
     fig = Figure(figsize=(pw * len(noises) + 1.5, ph * len(zgs) + 0.6), layout="constrained")
     axes = fig.subplots(len(zgs), len(noises), squeeze=False, sharex=True, sharey=True)
-    mixed = False
+    several = False
     for r, zg in enumerate(zgs):
         for c, noise in enumerate(noises):
             ax = axes[r, c]
@@ -319,7 +375,7 @@ def _map_figure(df: pd.DataFrame, model: str) -> Figure:
             for (opt, lr), cell in panel.groupby(["optimizer", "lr"], sort=False):
                 x, y = lrs.index(lr), opts.index(opt)
                 symptom, text = _cell_summary(cell)
-                mixed |= "/" in text
+                several |= len(cell) > 1
                 color = SYMPTOM_COLORS[symptom]
                 ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=color, edgecolor="white",
                                        lw=1.5, gid=f"{opt}|{lr}"))
@@ -333,16 +389,20 @@ def _map_figure(df: pd.DataFrame, model: str) -> Figure:
             ax.set_facecolor("#f4f4f4")  # empty cell: no run at this grid point
             for s in ax.spines.values():
                 s.set_visible(False)
-            ax.set_title(f"noise={noise} · zero_grad={zg}", fontsize=10)
+            ax.set_title(_facet_title(("noise", noise), ("zero_grad", zg)), fontsize=10)
             if r == len(zgs) - 1:
                 ax.set_xlabel("learning rate")
             if c == 0:
                 ax.set_ylabel("optimizer")
-    note = "; k/n: k of n runs share the colour" if mixed else ""
-    fig.suptitle(f"symptom by lr × optimizer — model: {model}   (text: final train MSE{note})",
-                 fontsize=11)
-    fig.legend(handles=_symptom_handles(list(df["symptom"])), title="symptom",
-               loc="outside right upper", fontsize=8, title_fontsize=9, frameon=False)
+    _suptitle(fig, f"symptom by lr × optimizer — model: {model}", narrow=len(noises) == 1)
+    fig.add_artist(fig.legend(handles=_symptom_handles(list(df["symptom"])), title="symptom",
+                              loc="outside right upper", fontsize=8, title_fontsize=9,
+                              frameon=False, alignment="left"))
+    notes = (["3.2e-4: median final\ntrain MSE", "n=3: runs in the cell",
+              "2/3: runs sharing\nthe cell's symptom"] if several else ["3.2e-4: final train MSE"])
+    fig.legend(handles=[Line2D([], [], ls="none", label=t) for t in notes], title="cell text",
+               loc="outside right lower", fontsize=8, title_fontsize=9, frameon=False,
+               alignment="left", handlelength=0, handletextpad=0)
     return fig
 
 
@@ -375,9 +435,7 @@ def overfitting_curves(runs: pd.DataFrame, histories: pd.DataFrame,
             ax.set_axis_off()
             continue
         row = shown.iloc[k]
-        facets = ", ".join(f"{c}={fmt_lr(row[c]) if c == 'lr' else row[c]}"
-                           for c in ("optimizer", "lr", "noise") if row[c] != "-")
-        ax.set_title(facets or str(row["name"])[:30], fontsize=9)
+        ax.set_title(_run_title(row), fontsize=8.5)
         h = hist.get(row["run_id"])
         if h is None or not len(h):
             ax.text(0.5, 0.5, "no history", transform=ax.transAxes, ha="center", color="#888888")
@@ -398,7 +456,7 @@ def overfitting_curves(runs: pd.DataFrame, histories: pd.DataFrame,
                 ax.axvline(ep[i], color="#666666", ls=":", lw=1)
                 ax.plot([ep[i]], [v[i]], "o", color=color, ms=5, label=f"best val @ {int(ep[i])}")
         if drawn:
-            ax.set_yscale("log")
+            _log_y(ax)
             ax.legend(fontsize=7, frameon=False)
         ax.set_xlabel("epoch")
         ax.set_ylabel("MSE (log)")
@@ -451,7 +509,7 @@ def _draw_loss(ax, loss: np.ndarray) -> None:
     v = np.where(np.isfinite(loss) & (loss > 0) & (loss < _HUGE), loss, np.nan)
     ax.plot(ep, v, color="#333333", lw=1.4)
     if len(v) and not np.isnan(v).all():
-        ax.set_yscale("log")
+        _log_y(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE (log)")
     ax.set_title("loss vs. epoch", fontsize=10)
@@ -490,7 +548,7 @@ def fitted_line(x, y, w, b, train_loss, epochs: Optional[Sequence[int]] = None,
     ax.legend(fontsize=7, loc="best", frameon=False)
     if len(w):
         last = len(w) - 1
-        fig.suptitle(f"gradient descent on y = w·x + b: after {last} epochs w={w[last]:.3g}, "
+        fig.suptitle(f"gradient descent on y = w·x + b: at epoch {last} w={w[last]:.3g}, "
                      f"b={b[last]:.3g}, loss={fmt_loss(loss[-1]) if len(loss) else 'nan'}",
                      fontsize=11)
     return fig
@@ -511,36 +569,43 @@ def fitted_line_gif(x, y, w, b, train_loss, path, frames: int = 40, fps: int = 1
     x, y, w, b, loss = _linear_arrays(x, y, w, b, train_loss)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(8.0, 3.5), layout="constrained")
+    fig = Figure(figsize=(8.0, 3.5), dpi=80, layout="constrained")
     ax, lax = fig.subplots(1, 2)
     grid, ylim = _draw_data(ax, x, y)
     ax.set_ylim(*ylim)
+    ax.set_title("data & fitted line y = w·x + b", fontsize=10)
     _draw_loss(lax, loss)
     n = len(w)
     # square-spaced frame indices: more frames early, where the line moves fastest
-    idx = np.unique(np.round(np.linspace(0, math.sqrt(max(n - 1, 0)), max(frames, 1)) ** 2)).astype(int)
-    trail = ax.plot([], [], color="#9ecae1", lw=1, alpha=0.7)[0]
-    line = ax.plot([], [], color="#08519c", lw=2.2)[0]
-    dot = lax.plot([], [], "o", color="#08519c", ms=6)[0]
-    title = ax.set_title("", fontsize=10)
-    fig.canvas.draw()  # fix the layout once: constrained layout need not rerun per frame
-    fig.set_layout_engine("none")
-    writer = PillowWriter(fps=fps)
-    past: list[np.ndarray] = []  # the last few lines, drawn faintly as a trail
-    with writer.saving(fig, str(path), dpi=80):
-        for e in (idx if n else []):
-            ok = np.isfinite(w[e]) and np.isfinite(b[e])
-            if ok:
-                trail.set_data(np.tile(np.r_[grid, np.nan], len(past)),
-                               np.concatenate(past) if past else [])
-                line.set_data(grid, w[e] * grid + b[e])
-                past = (past + [np.r_[w[e] * grid + b[e], np.nan]])[-6:]
-            le = loss[e] if e < len(loss) else np.nan
-            dot.set_data([e], [le] if np.isfinite(le) and 0 < le < _HUGE else [np.nan])
-            title.set_text(f"epoch {e}: w={w[e]:.3g}, b={b[e]:.3g}, loss={fmt_loss(le)}")
-            writer.grab_frame()
-        if not n:
-            writer.grab_frame()
+    idx = np.unique(np.round(np.linspace(0, math.sqrt(max(n - 1, 0)), max(frames, 1)) ** 2))
+    trail = ax.plot([], [], color="#9ecae1", lw=1, alpha=0.7, animated=True)[0]
+    line = ax.plot([], [], color="#08519c", lw=2.2, animated=True)[0]
+    dot = lax.plot([], [], "o", color="#08519c", ms=7, animated=True)[0]
+    label = fig.suptitle(" ", fontsize=11, animated=True)
+    # Blitting: draw the static parts once, then only the moving artists per frame (a full
+    # redraw per frame, as PillowWriter.grab_frame does, costs ~0.1 s each).
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    fig.set_layout_engine(None)  # the layout is fixed now
+    background = canvas.copy_from_bbox(fig.bbox)
+    images, past = [], []  # past: the last few lines, drawn faintly as a trail
+    for e in (idx.astype(int) if n else [0]):
+        canvas.restore_region(background)
+        if n and np.isfinite(w[e]) and np.isfinite(b[e]):
+            trail.set_data(np.tile(np.r_[grid, np.nan], len(past)),
+                           np.concatenate(past) if past else [])
+            line.set_data(grid, w[e] * grid + b[e])
+            past = (past + [np.r_[w[e] * grid + b[e], np.nan]])[-6:]
+        le = loss[e] if e < len(loss) else np.nan
+        dot.set_data([e], [le] if np.isfinite(le) and 0 < le < _HUGE else [np.nan])
+        if n:
+            label.set_text(f"epoch {e}:  w = {w[e]:.3g},  b = {b[e]:.3g},  loss = {fmt_loss(le)}")
+        for artist in (trail, line, dot, label):
+            fig.draw_artist(artist)
+        rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
+        images.append(rgba.convert("RGB").quantize(64, method=Image.Quantize.FASTOCTREE))
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
+                   duration=int(1000 / fps), loop=0)
     fig.clf()
     return path
 

@@ -290,3 +290,77 @@ def children(uri: str, exp_id: str, parent_id: str) -> list[ChildRow]:
         token = page.token
         if not token:
             return rows
+
+
+# --- reading back ------------------------------------------------------------------------------
+
+
+def find_experiment(uri: str, name: Optional[str]) -> Optional[tuple[str, str]]:
+    """(id, name) of experiment ``name``; with no name, of the experiment holding the most
+    recently started sweep (parent run). None when there is none."""
+    c = client(uri)
+    if name:
+        exp = c.get_experiment_by_name(name)
+        return (exp.experiment_id, exp.name) if exp else None
+    exps = c.search_experiments(max_results=1000)
+    if not exps:
+        return None
+    latest = c.search_runs(
+        [e.experiment_id for e in exps], filter_string=f"tags.`{TAG_ROLE}` = 'parent'",
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )
+    if latest:
+        exp_id = latest[0].info.experiment_id
+        return exp_id, next(e.name for e in exps if e.experiment_id == exp_id)
+    return None
+
+
+def search_all(uri: str, exp_id: str, filter_string: str = "") -> list[Any]:
+    """Every active run of an experiment, following MLflow's pages of 1000."""
+    c = client(uri)
+    out: list[Any] = []
+    token = None
+    while True:
+        page = c.search_runs([exp_id], filter_string=filter_string, max_results=1000, page_token=token)
+        out.extend(page)
+        token = page.token
+        if not token:
+            return out
+
+
+def histories(uri: str, run_ids: list[str], keys: Iterable[str]) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    """Per-(run, key) metric histories as sorted (step, value) lists, read in bulk: one query per
+    key and chunk of runs on a database store, instead of one call per run and key."""
+    c = client(uri)
+    store = c._tracking_client.store  # MLflow's store API; the client only has per-run reads
+    out: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for key in keys:
+        if hasattr(store, "get_metric_history_bulk"):
+            for chunk in _chunks(list(run_ids), 500):
+                for m in store.get_metric_history_bulk(chunk, key, max_results=None):
+                    out.setdefault((m.run_id, key), []).append((m.step, m.value))
+        else:
+            for run_id in run_ids:
+                hist = c.get_metric_history(run_id, key)
+                if hist:
+                    out[(run_id, key)] = [(m.step, m.value) for m in hist]
+    for k, rows in out.items():
+        rows.sort()
+        # keep the last value logged per step (a re-logged step overrides)
+        dedup: dict[int, float] = {}
+        for step, value in rows:
+            dedup[step] = value
+        out[k] = sorted(dedup.items())
+    return out
+
+
+def set_tags(uri: str, tags_by_run: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write tags to many runs: one log_batch per run."""
+    for run_id, tags in tags_by_run.items():
+        rl = RunLog(uri, run_id)
+        rl.add(tags=tags)
+        rl.flush()
+
+
+def log_dir(uri: str, run_id: str, local_dir: Path, artifact_path: Optional[str] = None) -> None:
+    client(uri).log_artifacts(run_id, str(local_dir), artifact_path)

@@ -1,0 +1,385 @@
+"""``sweeps-analyze``: read a sweep back from the store, label every run with the symptom table,
+write the labels as tags, and produce a CSV and comparison plots; ``--verify-fixes`` re-runs
+each unhealthy run with its first prescribed fix and measures how many become healthy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+
+from sweeps import tracking
+from sweeps.config import ConfigError
+from sweeps.diagnose import SYMPTOMS, diagnose
+
+log = logging.getLogger(__name__)
+
+ROLES_ANALYSED = ("child", "single", "")  # parents, analysis and verification parents are not
+
+
+@dataclass
+class Analysis:
+    """Everything one analysis produced."""
+
+    experiment: str
+    experiment_id: str
+    runs: pd.DataFrame  # one row per run, with its label
+    histories: pd.DataFrame  # long: run_id, epoch, train_loss, val_loss
+    skipped: list[str]  # names of runs without the loss metrics
+    output_dir: Path
+
+
+# --- store -> frames ---------------------------------------------------------------------------
+
+
+def _param(params: dict[str, str], *keys: str, default: Any = "-") -> Any:
+    for k in keys:
+        if k in params and params[k] not in ("", "None"):
+            return params[k]
+    return default
+
+
+def _float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def runs_frame(runs: list[Any]) -> pd.DataFrame:
+    """One row per analysable run: identity, the four sweep axes, model and any existing label.
+    When a config was run more than once (a resumed sweep), the latest finished run stands."""
+    rows = []
+    for r in runs:
+        tags, params = r.data.tags, r.data.params
+        if tags.get(tracking.TAG_ROLE, "") not in ROLES_ANALYSED or "sweeps.fixes" in tags:
+            continue
+        rows.append({
+            "run_id": r.info.run_id,
+            "name": r.info.run_name or r.info.run_id[:8],
+            "status": r.info.status,
+            "start_time": r.info.start_time or 0,
+            "config_hash": tags.get(tracking.TAG_HASH, r.info.run_id),
+            "optimizer": _param(params, "optimizer", "optimizer.name"),
+            "lr": _float(_param(params, "optimizer.lr", "lr", default=math.nan)),
+            "noise": _float(_param(params, "data.noise", "noise", default=math.nan)),
+            "zero_grad": str(_param(params, "train.zero_grad", default="True")).lower() == "true",
+            "model": _param(params, "model", "model.name"),
+            "symptom": tags.get("symptom", ""),
+            "fix": tags.get("fix", ""),
+            "overrides": tags.get("sweeps.overrides"),
+            "params": dict(params),
+        })
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["finished"] = frame["status"] == "FINISHED"
+    frame = frame.sort_values(["finished", "start_time"]).drop_duplicates("config_hash", keep="last")
+    return frame.drop(columns="finished").sort_values("start_time").reset_index(drop=True)
+
+
+def histories_frame(uri: str, run_ids: list[str], train_key: str, val_key: str) -> pd.DataFrame:
+    """Long frame (run_id, epoch, train_loss, val_loss) read in bulk from the store."""
+    hist = tracking.histories(uri, run_ids, [train_key, val_key])
+    parts = []
+    for run_id in run_ids:
+        t = dict(hist.get((run_id, train_key), []))
+        if not t:
+            continue
+        v = dict(hist.get((run_id, val_key), []))
+        epochs = sorted(t)
+        parts.append(pd.DataFrame({
+            "run_id": run_id, "epoch": epochs,
+            "train_loss": [t[e] for e in epochs],
+            "val_loss": [v.get(e, math.nan) for e in epochs],
+        }))
+    if not parts:
+        return pd.DataFrame(columns=["run_id", "epoch", "train_loss", "val_loss"])
+    return pd.concat(parts, ignore_index=True)
+
+
+# --- labelling ---------------------------------------------------------------------------------
+
+
+def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False) -> dict[str, dict[str, str]]:
+    """Label runs that have no label (every run with ``relabel``), in place. Returns the tags to
+    write, per run id."""
+    grouped = {rid: g for rid, g in histories.groupby("run_id", sort=False)}
+    new_tags: dict[str, dict[str, str]] = {}
+    for i, row in runs.iterrows():
+        g = grouped.get(row.run_id)
+        if g is None:
+            continue
+        runs.at[i, "final_train_loss"] = g["train_loss"].iloc[-1]
+        runs.at[i, "final_val_loss"] = g["val_loss"].iloc[-1]
+        runs.at[i, "epochs_run"] = len(g)
+        if row.symptom in SYMPTOMS and not relabel:
+            continue
+        val = g["val_loss"].tolist()
+        d = diagnose(g["train_loss"].tolist(), None if all(map(math.isnan, val)) else val, config=row.params)
+        runs.at[i, "symptom"], runs.at[i, "fix"] = d.symptom, d.fix_str()
+        new_tags[row.run_id] = {"symptom": d.symptom, "cause": d.cause, "fix": d.fix_str(),
+                                tracking.TAG_NOTE: d.markdown()}
+    return new_tags
+
+
+def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
+            val_key: str = "val_loss", relabel: bool = False,
+            output_root: str = "outputs") -> Analysis:
+    """Read, label and tag an experiment (the latest sweep's when ``experiment`` is None).
+
+    Raises:
+        ConfigError: the experiment does not exist or the store has no sweep.
+    """
+    found = tracking.find_experiment(uri, experiment)
+    if found is None:
+        what = f"experiment {experiment!r}" if experiment else "a sweep"
+        raise ConfigError(f"--experiment={experiment!r}: no {what} in {tracking.redact(uri)}; "
+                          "run a sweep first or name an existing experiment")
+    exp_id, exp_name = found
+    runs = runs_frame(tracking.search_all(uri, exp_id))
+    if runs.empty:
+        raise ConfigError(f"--experiment={exp_name!r}: it has no runs to analyse")
+    histories = histories_frame(uri, runs["run_id"].tolist(), train_key, val_key)
+    have = set(histories["run_id"])
+    skipped = runs.loc[~runs["run_id"].isin(have), "name"].tolist()
+    runs = runs[runs["run_id"].isin(have)].reset_index(drop=True)
+    for col in ("final_train_loss", "final_val_loss"):
+        runs[col] = math.nan
+    runs["epochs_run"] = 0
+    tags = label(runs, histories, relabel)
+    tracking.set_tags(uri, tags)
+    out = Path(output_root) / exp_name / "analysis"
+    return Analysis(exp_name, exp_id, runs, histories, skipped, out)
+
+
+# --- outputs -----------------------------------------------------------------------------------
+
+
+def write_outputs(a: Analysis, uri: str, plots: bool = True, run: Optional[str] = None) -> list[Path]:
+    """CSV and plots into ``a.output_dir``; logged as artifacts of the sweep's parent run."""
+    a.output_dir.mkdir(parents=True, exist_ok=True)
+    cols = ["run_id", "name", "status", "model", "optimizer", "lr", "noise", "zero_grad", "symptom",
+            "fix", "final_train_loss", "final_val_loss", "epochs_run"]
+    files = [a.output_dir / "labels.csv"]
+    a.runs[cols].to_csv(files[0], index=False)
+    if plots and not a.runs.empty:
+        files += _plots(a, uri, run)
+    parent = _parent_run(uri, a.experiment_id)
+    tracking.log_dir(uri, parent, a.output_dir, "analysis")
+    return files
+
+
+def _plots(a: Analysis, uri: str, chosen: Optional[str]) -> list[Path]:
+    from sweeps import plots
+
+    files = []
+    for model, fig in plots.loss_curves(a.runs, a.histories).items():
+        files.append(plots.save(fig, a.output_dir / f"loss_curves_{model}.png"))
+    for model, fig in plots.symptom_map(a.runs).items():
+        files.append(plots.save(fig, a.output_dir / f"symptom_map_{model}.png"))
+    fig = plots.overfitting_curves(a.runs, a.histories)
+    if fig is not None:
+        files.append(plots.save(fig, a.output_dir / "overfitting.png"))
+    pick = _pick_line_run(a.runs, chosen)
+    if pick is not None:
+        files += _fitted_line(uri, pick, a.output_dir)
+    return files
+
+
+def _pick_line_run(runs: pd.DataFrame, chosen: Optional[str]) -> Optional[pd.Series]:
+    """The run for the fitted-line picture: ``--run`` (id or name), else the healthy linear run
+    closest to the explainer's worked example (SGD, lr near 0.03, least noise)."""
+    if chosen:
+        hit = runs[(runs["run_id"] == chosen) | (runs["name"] == chosen)]
+        if hit.empty:
+            raise ConfigError(f"--run={chosen!r}: no such run id or name in this experiment")
+        return hit.iloc[0]
+    linear = runs[(runs["model"].isin(["linear", "-"])) & (runs["symptom"] == "healthy")]
+    if linear.empty:
+        return None
+    score = (linear["optimizer"] != "sgd") * 10 + (linear["lr"].apply(lambda v: abs(math.log10(v / 0.03)) if v > 0 else 9)) + linear["noise"].fillna(0)
+    return linear.loc[score.idxmin()]
+
+
+def _fitted_line(uri: str, run: pd.Series, out: Path) -> list[Path]:
+    from sweeps import plots
+
+    hist = tracking.histories(uri, [run.run_id], ["w", "b", "train_loss"])
+    w = [v for _, v in hist.get((run.run_id, "w"), [])]
+    b = [v for _, v in hist.get((run.run_id, "b"), [])]
+    loss = [v for _, v in hist.get((run.run_id, "train_loss"), [])]
+    data = _data_of(run.params)
+    if not w or not b or data is None:
+        return []
+    x, y = data.x_train.numpy().ravel(), data.y_train.numpy().ravel()
+    fig = plots.fitted_line(x, y, w, b, loss, x_val=data.x_val.numpy().ravel(), y_val=data.y_val.numpy().ravel())
+    png = plots.save(fig, out / "fitted_line.png")
+    gif = plots.fitted_line_gif(x, y, w, b, loss, out / "fitted_line.gif")
+    return [png, gif]
+
+
+def _data_of(params: dict[str, str]) -> Any:
+    """Rebuild a sweeps run's data set from its params (None for foreign runs)."""
+    from types import SimpleNamespace
+
+    from sweeps.data import make_data
+
+    try:
+        d = SimpleNamespace(
+            slope=float(params["data.slope"]), intercept=float(params["data.intercept"]),
+            noise=float(params["data.noise"]), n_train=int(params["data.n_train"]),
+            n_val=int(params["data.n_val"]), x_low=float(params["data.x_low"]),
+            x_high=float(params["data.x_high"]), normalize=params["data.normalize"] == "True",
+            seed=None if params.get("data.seed", "None") == "None" else int(params["data.seed"]),
+        )
+        return make_data(d, int(params["train.seed"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _parent_run(uri: str, exp_id: str) -> str:
+    """The latest sweep parent of the experiment, or a run made to hold the analysis."""
+    parents = tracking.search_all(uri, exp_id, f"tags.`{tracking.TAG_ROLE}` = 'parent'")
+    if parents:
+        return max(parents, key=lambda r: r.info.start_time or 0).info.run_id
+    run_id = tracking.start_parent(uri, exp_id, "analysis", {tracking.TAG_ROLE: "analysis"})
+    tracking.end_parent(uri, run_id, "FINISHED")
+    return run_id
+
+
+def report(a: Analysis, show: int = 30) -> str:
+    """The console table: counts per symptom, then up to ``show`` runs (unhealthy first)."""
+    counts = a.runs["symptom"].value_counts()
+    lines = [f"experiment '{a.experiment}': {len(a.runs)} runs labelled"]
+    lines += [f"  {s:<12} {int(counts.get(s, 0)):>5}" for s in SYMPTOMS]
+    if a.skipped:
+        lines.append(f"  skipped {len(a.skipped)} run(s) without the loss metrics: "
+                     + ", ".join(a.skipped[:5]) + (" ..." if len(a.skipped) > 5 else ""))
+    order = a.runs.assign(h=a.runs["symptom"] == "healthy").sort_values(["h", "symptom", "name"])
+    lines.append("")
+    lines.append(f"  {'run':<44} {'symptom':<12} {'final loss':>10}  fix")
+    for _, r in order.head(show).iterrows():
+        lines.append(f"  {r['name'][:44]:<44} {r.symptom:<12} {r.final_train_loss:>10.3g}  {r.fix}")
+    if len(order) > show:
+        lines.append(f"  ... {len(order) - show} more in {a.output_dir / 'labels.csv'}")
+    return "\n".join(lines)
+
+
+# --- closing the loop --------------------------------------------------------------------------
+
+
+def verify_fixes(a: Analysis, uri: str) -> pd.DataFrame:
+    """Re-run every unhealthy run with its first prescribed fix as a new run (tagged with the run
+    it fixes), label it, and return one row per attempt with the new symptom."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from sweeps.app import execute
+    from sweeps.cli import config_dir
+    from sweeps.config import register_configs
+
+    todo = a.runs[(a.runs["symptom"] != "healthy") & a.runs["overrides"].notna() & (a.runs["fix"] != "")]
+    rows = []
+    if todo.empty:
+        return pd.DataFrame(columns=["run_id", "name", "symptom", "fix", "new_run_id", "new_symptom"])
+    register_configs()
+    parent = tracking.start_parent(uri, a.experiment_id, f"verify-fixes {time.strftime('%Y-%m-%d_%H-%M-%S')}",
+                                   {tracking.TAG_ROLE: "verify"})
+    status = "FAILED"
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            for _, r in todo.iterrows():
+                fix = r.fix.split()[0]
+                key = fix.split("=", 1)[0]
+                overrides = [o for o in r.overrides.split() if o.split("=", 1)[0].lstrip("+~") != key]
+                overrides += [fix, f"tracking.uri={uri}", f"tracking.experiment={a.experiment}"]
+                cfg = compose("config", overrides=overrides)
+                outcome = execute(cfg, overrides, parent={"run_id": parent, "experiment_id": a.experiment_id},
+                                  extra_tags={"sweeps.fixes": r.run_id, "sweeps.fix": fix})
+                rows.append({"run_id": r.run_id, "name": r["name"], "symptom": r.symptom, "fix": fix,
+                             "new_run_id": outcome.run_id, "new_symptom": outcome.diagnosis.symptom})
+        status = "FINISHED"
+    finally:
+        GlobalHydra.instance().clear()
+        result = pd.DataFrame(rows)
+        healed = int((result["new_symptom"] == "healthy").sum()) if rows else 0
+        tracking.end_parent(uri, parent, status, tags={"sweeps.fixed": healed, "sweeps.attempted": len(rows)})
+    return result
+
+
+def verify_report(result: pd.DataFrame) -> str:
+    if result.empty:
+        return "verify-fixes: no unhealthy run with a fix to verify"
+    lines = ["verify-fixes: re-ran each unhealthy run with its first fix"]
+    for symptom, g in result.groupby("symptom"):
+        ok = int((g["new_symptom"] == "healthy").sum())
+        lines.append(f"  {symptom:<12} {ok:>4}/{len(g):<4} became healthy ({100 * ok / len(g):.0f}%)")
+    ok = int((result["new_symptom"] == "healthy").sum())
+    lines.append(f"  {'all':<12} {ok:>4}/{len(result):<4} became healthy ({100 * ok / len(result):.0f}%)")
+    still = result[result["new_symptom"] != "healthy"]
+    for _, r in still.head(10).iterrows():
+        lines.append(f"    not fixed: {r['name']} ({r.symptom}) + {r.fix} -> {r.new_symptom}")
+    return "\n".join(lines)
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="sweeps-analyze", description=__doc__.split("\n")[0])
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+                   "else sqlite:///<output-root>/mlflow.db)")
+    p.add_argument("--experiment", help="experiment to analyse (default: the latest sweep's)")
+    p.add_argument("--train-metric", default="train_loss", help="metric key of the training loss")
+    p.add_argument("--val-metric", default="val_loss", help="metric key of the validation loss")
+    p.add_argument("--output-root", default="outputs", help="analysis goes to <root>/<experiment>/analysis")
+    p.add_argument("--relabel", action="store_true", help="label every run again, not only unlabelled ones")
+    p.add_argument("--no-plots", action="store_true", help="write the CSV and tags only")
+    p.add_argument("--run", help="run id or name for the fitted-line picture")
+    p.add_argument("--show", type=int, default=30, help="runs to list on the console")
+    p.add_argument("--verify-fixes", action="store_true",
+                   help="re-run every unhealthy run with its first fix and report how many became healthy")
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point of ``sweeps-analyze`` and ``python -m sweeps.analyze``."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    uri = tracking.resolve_uri(args.tracking_uri, args.output_root)
+    try:
+        if tracking.local_store_path(uri) and not tracking.local_store_path(uri).is_file():
+            raise ConfigError(f"--tracking-uri={uri!r}: no store there; run a sweep first or point at one")
+        start = time.perf_counter()
+        a = analyse(uri, args.experiment, args.train_metric, args.val_metric, args.relabel, args.output_root)
+        files = write_outputs(a, uri, plots=not args.no_plots, run=args.run)
+        print(report(a, args.show))
+        print(f"\nwrote {len(files)} files to {a.output_dir} in {time.perf_counter() - start:.1f} s "
+              f"(also artifacts of the sweep's parent run)")
+        if args.verify_fixes:
+            print(verify_report(verify_fixes(a, uri)))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as err:  # noqa: BLE001 - one line; SWEEPS_DEBUG=1 shows the traceback
+        if os.environ.get("SWEEPS_DEBUG"):
+            raise
+        print(f"error: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

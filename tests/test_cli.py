@@ -56,7 +56,7 @@ def test_multirun_records_one_child_per_grid_point(cli):
     # artifacts: the resolved config and Hydra's files
     names = {a.path for a in c.list_artifacts(kids[0].info.run_id)}
     assert {"config.yaml", "hydra"} <= names
-    assert "8 runs" in proc.stdout and "mlflow ui --backend-store-uri sqlite:///" in proc.stdout
+    assert "8 jobs" in proc.stdout and "mlflow ui --backend-store-uri sqlite:///" in proc.stdout
 
 
 def test_single_run_and_store_location(cli):
@@ -88,7 +88,7 @@ def test_failed_job_is_recorded_and_sweep_goes_on(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 1, proc.stderr
-    assert "3 runs" in proc.stdout and "2 finished, 1 failed" in proc.stdout
+    assert "3 jobs" in proc.stdout and "2 finished, 1 failed" in proc.stdout
     assert "RuntimeError: injected failure at lr=0.5" in proc.stdout
     assert proc.stderr.strip().splitlines()[-1] == "error: 1 job(s) failed; see the summary above"
     c, runs = _runs(f"sqlite:///{out / 'mlflow.db'}", "adhoc")

@@ -21,4 +21,4 @@ def test_diagnostic_preset_end_to_end(cli):
     assert len(grid) == len(kids)
     symptoms = {r.data.tags["symptom"] for r in kids}
     assert symptoms == {"healthy", "diverged", "stalled", "oscillating", "overfitting"}
-    assert "144 runs" in proc.stdout
+    assert "144 jobs" in proc.stdout

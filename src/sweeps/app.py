@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from sweeps.loop import History, resolve_device, train
 log = logging.getLogger(__name__)
 
 PARENT_FILE = ".sweeps/parent.json"  # under the sweep dir: how each job finds its parent run
+SKIPPED_DIR = ".sweeps/skipped"  # one marker per job skipped because it had finished before
 
 # The four sweep axes, in the order run names show them.
 AXES = ("optimizer.name", "optimizer.lr", "data.noise", "train.zero_grad")
@@ -54,12 +57,25 @@ def _hydra() -> Any:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
-def find_parent(sweep_dir: Optional[str]) -> Optional[dict[str, str]]:
-    """The parent run a multirun's callback recorded in its sweep dir, if any."""
+def find_parent(sweep_dir: Optional[str]) -> Optional[dict[str, Any]]:
+    """What the multirun's start callback left in the sweep dir for its jobs: the parent run,
+    its experiment and the finished configs to skip (``done``: hash -> run_id, val_loss)."""
     if not sweep_dir:
         return None
     path = Path(sweep_dir) / PARENT_FILE
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def mark_skipped(sweep_dir: str, job_num: int, run_id: str) -> None:
+    """Leave a marker for the end-of-sweep summary (jobs may run in other processes)."""
+    folder = Path(sweep_dir) / SKIPPED_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / str(job_num)).write_text(run_id)
+
+
+def count_skipped(sweep_dir: str) -> int:
+    folder = Path(sweep_dir) / SKIPPED_DIR
+    return sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
 
 
 @dataclass
@@ -82,6 +98,13 @@ def run_job(cfg: DictConfig) -> float:
     hc = _hydra()
     multirun = hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
     parent = find_parent(hc.sweep.dir) if multirun else None
+    if parent and cfg.sweep.resume:
+        done = parent.get("done", {}).get(config_hash(cfg))
+        if done is not None:  # finished in an earlier launch: resume by content, not job number
+            mark_skipped(hc.sweep.dir, hc.job.num, done["run_id"])
+            log.info("%s -> skipped: finished earlier as run %s", run_name(cfg, list(hc.overrides.task)),
+                     done["run_id"])
+            return done["val_loss"]
     outcome = execute(
         cfg, list(hc.overrides.task) if hc else [], parent=parent,
         job_dir=Path(hc.runtime.output_dir) if hc else None,
@@ -91,7 +114,8 @@ def run_job(cfg: DictConfig) -> float:
 
 
 def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, str]] = None,
-            job_dir: Optional[Path] = None, extra_tags: Optional[dict[str, Any]] = None) -> Outcome:
+            job_dir: Optional[Path] = None, extra_tags: Optional[dict[str, Any]] = None,
+            trained: Optional[History] = None) -> Outcome:
     """Train one config, label it and record it as an MLflow run.
 
     Args:
@@ -100,6 +124,7 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
         parent: ``{"run_id", "experiment_id"}`` of the parent run, or None for a lone run.
         job_dir: Hydra's job output dir, whose ``.hydra/`` files are stored with the run.
         extra_tags: more tags for the run.
+        trained: a History computed elsewhere (a batched engine); recorded as if trained here.
 
     Raises:
         ConfigError: a value is not allowed, the device is missing or the store is not writable
@@ -109,7 +134,7 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
     resolve_device(cfg.train.device)
     name = run_name(cfg, overrides)
     if not cfg.tracking.enabled:
-        history = train(cfg)
+        history = trained if trained is not None else train(cfg)
         return _report(Outcome(name, history, _diagnose(cfg, history)))
 
     uri, experiment, artifacts = store_location(cfg)
@@ -125,13 +150,16 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
         tracking.TAG_ROLE: "child" if parent else "single",
         tracking.TAG_HASH: config_hash(cfg),
         "sweeps.sweep": cfg.sweep.name,
-        "sweeps.overrides": " ".join(overrides),
+        "sweeps.overrides": tracking.scrub(" ".join(overrides)),
+        tracking.TAG_HOST: socket.gethostname(),
+        tracking.TAG_PID: os.getpid(),
         **(extra_tags or {}),
     }
     if parent:
         tags[tracking.TAG_PARENT] = parent["run_id"]
     with tracking.run(uri, exp_id, name, tags, tracking.params_for(params)) as rl:
-        history = train(cfg, on_flush=rl.log_epochs, flush_every_s=cfg.tracking.flush_every_s)
+        history = trained if trained is not None else \
+            train(cfg, on_flush=rl.log_epochs, flush_every_s=cfg.tracking.flush_every_s)
         diagnosis = _diagnose(cfg, history)
         rl.add(tags={
             "symptom": diagnosis.symptom,
@@ -172,8 +200,6 @@ def _report(outcome: Outcome) -> Outcome:
 
 def _log_config_files(rl: tracking.RunLog, cfg: DictConfig, job_dir: Optional[Path], uri: str) -> None:
     """The resolved config and Hydra's .hydra/ files, with any credentials in the URI removed."""
-    secret, shown = uri, tracking.redact(uri)
-    raw = cfg.tracking.uri
     with tempfile.TemporaryDirectory() as tmp:
         resolved = OmegaConf.to_yaml(cfg, resolve=True)
         files = {"config.yaml": resolved}
@@ -182,11 +208,7 @@ def _log_config_files(rl: tracking.RunLog, cfg: DictConfig, job_dir: Optional[Pa
             for f in sorted(hydra_dir.glob("*.yaml")):
                 files[f"hydra/{f.name}"] = f.read_text()
         for rel, text in files.items():
-            if secret != shown:
-                text = text.replace(secret, shown)
-                if raw:
-                    text = text.replace(raw, tracking.redact(raw))
             out = Path(tmp) / rel
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text)
+            out.write_text(tracking.scrub(text))
         tracking.client(uri).log_artifacts(rl.run_id, tmp)

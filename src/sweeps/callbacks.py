@@ -19,7 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from sweeps import tracking
-from sweeps.app import PARENT_FILE, store_location
+from sweeps.app import PARENT_FILE, count_skipped, store_location
 from sweeps.config import ConfigError, check_value, validate
 from sweeps.loop import resolve_device
 
@@ -43,6 +43,8 @@ class SweepResult:
     total: int
     finished: int
     failed: int
+    killed: int
+    skipped: int
     by_symptom: dict[str, int]
     errors: list[str]
 
@@ -105,8 +107,12 @@ class SweepCallback(Callback):
         uri, experiment, artifacts = store_location(config)
         tracking.check_writable(uri)
         exp_id = tracking.experiment_id(uri, experiment, str(artifacts))
+        repaired = tracking.repair_stale(uri, exp_id)
+        if repaired:
+            log.warning("marked %d run(s) KILLED that a dead process had left RUNNING", repaired)
+        done = tracking.finished_configs(uri, exp_id) if config.sweep.resume else {}
         sweep_dir = Path(config.hydra.sweep.dir)
-        overrides = " ".join(config.hydra.overrides.task)
+        overrides = tracking.scrub(" ".join(config.hydra.overrides.task))
         parent = tracking.start_parent(
             uri, exp_id, f"{config.sweep.name} {sweep_dir.name}",
             {tracking.TAG_ROLE: "parent", tracking.TAG_SWEEP_DIR: str(sweep_dir.resolve()),
@@ -115,7 +121,7 @@ class SweepCallback(Callback):
         _OPEN.append(OpenSweep(uri, experiment, exp_id, parent, str(sweep_dir)))
         marker = sweep_dir / PARENT_FILE
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"run_id": parent, "experiment_id": exp_id}))
+        marker.write_text(json.dumps({"run_id": parent, "experiment_id": exp_id, "done": done}))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         finish_open_sweeps()
@@ -131,8 +137,14 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
     while _OPEN:
         sweep = _OPEN.pop(0)
         rows = tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id)
-        result = _result(rows)
-        if isinstance(error, KeyboardInterrupt):
+        interrupted = isinstance(error, KeyboardInterrupt)
+        if interrupted:  # jobs cut off in other processes may not have closed their runs
+            for r in rows:
+                if r.status == "RUNNING":
+                    tracking.client(sweep.uri).set_terminated(r.run_id, status="KILLED")
+            rows = tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id)
+        result = _result(rows, count_skipped(sweep.sweep_dir))
+        if interrupted:
             status = "KILLED"
         elif error is not None and not rows:
             tracking.end_parent(sweep.uri, sweep.parent_id, "FAILED")
@@ -141,6 +153,9 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
         else:
             status = "FINISHED" if result.ok and error is None else "FAILED"
         text = summary_text(sweep, result, time.perf_counter() - sweep.started)
+        if interrupted:
+            text += ("\n  interrupted: run the same command again to resume; "
+                     "finished runs are skipped, killed and failed ones run again")
         tracking.end_parent(
             sweep.uri, sweep.parent_id, status,
             tags={"sweeps.runs": result.total, "sweeps.failed": result.failed,
@@ -153,7 +168,7 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
     return results
 
 
-def _result(rows: list[tracking.ChildRow]) -> SweepResult:
+def _result(rows: list[tracking.ChildRow], skipped: int = 0) -> SweepResult:
     by_symptom: dict[str, int] = {}
     for r in rows:
         if r.status == "FINISHED" and r.symptom:
@@ -163,6 +178,8 @@ def _result(rows: list[tracking.ChildRow]) -> SweepResult:
         total=len(rows),
         finished=sum(r.status == "FINISHED" for r in rows),
         failed=len(failed),
+        killed=sum(r.status == "KILLED" for r in rows),
+        skipped=skipped,
         by_symptom=dict(sorted(by_symptom.items())),
         errors=[f"{r.name}: {r.error}" for r in failed],
     )
@@ -172,8 +189,10 @@ def summary_text(sweep: OpenSweep, result: SweepResult, seconds: float) -> str:
     """The end-of-sweep report: counts, failures, where the store is and how to open it."""
     counts = ", ".join(f"{n} {s}" for s, n in result.by_symptom.items()) or "none labelled"
     lines = [
-        f"sweep '{sweep.experiment}': {result.total} runs in {seconds:.1f} s: "
-        f"{result.finished} finished, {result.failed} failed",
+        f"sweep '{sweep.experiment}': {result.total + result.skipped} jobs in {seconds:.1f} s: "
+        f"{result.finished} finished, {result.failed} failed"
+        + (f", {result.killed} killed" if result.killed else "")
+        + f", {result.skipped} skipped (finished before)",
         f"  symptoms: {counts}",
     ]
     lines += [f"  failed: {e}" for e in result.errors]

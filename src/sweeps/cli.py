@@ -4,6 +4,7 @@ summary after every multirun, whether or not its jobs failed."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,17 +39,24 @@ def _task(cfg: DictConfig) -> float:
     return result
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    # SIGTERM (a scheduler, `kill`) stops the sweep the way Ctrl-C does: current run KILLED.
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def main() -> None:
     """Entry point of ``sweeps`` and ``python -m sweeps``."""
     register_configs()
     # Let exceptions reach us instead of Hydra's multi-line report, so each is one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    signal.signal(signal.SIGTERM, _terminate)
     error: BaseException | None = None
     code, message = 0, ""
     try:
         _task()
     except KeyboardInterrupt as err:
-        error, code, message = err, 130, "interrupted"
+        error = err
+        code, message = (143, "terminated") if "SIGTERM" in str(err) else (130, "interrupted")
     except SystemExit as err:  # --help, --cfg and Hydra's own exits
         code = err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
     except BaseException as err:  # noqa: BLE001 - reported in one line below

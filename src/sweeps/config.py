@@ -87,6 +87,7 @@ class TrackingConfig:
 @dataclass
 class SweepConfig:
     name: str = "adhoc"  # sweep preset name; also the default MLflow experiment
+    resume: bool = True  # skip grid points that already have a FINISHED run in the experiment
 
 
 @dataclass

@@ -55,6 +55,7 @@ class Thresholds:
     # stalled
     stall_share: float = 0.5  # less than this share of the reducible loss removed by the end
     # fixes
+    stall_target: float = 0.8  # a stalled run's lr is raised to remove this share in its epochs
     min_progress: float = 1e-3  # removed share below which a stall says nothing about the lr
     max_lr_factor: float = 1000.0  # the largest lr change a fix proposes
 
@@ -153,9 +154,9 @@ def diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]] = 
         over = max(rise / (t.osc_rise * scale), swing / (t.osc_swing * scale), 1.0)
         return _verdict("oscillating", cfg, ev, t, ratio=over)
 
-    # 4. Train keeps falling while val climbs clearly above its minimum, reached well before the
-    #    end, by more than its jitter and the val set's sampling noise.
-    if len(val) >= t.min_epochs:
+    # 4. Train fits (not stalled) and keeps falling while val climbs clearly above its minimum,
+    #    reached well before the end, by more than its jitter and the val set's sampling noise.
+    if len(val) >= t.min_epochs and removed >= t.stall_share:
         vs = _smooth(val, t.smooth)
         i_min = int(np.argmin(vs))
         v_min, v_rise = float(vs[i_min]), float(vs[-1] - vs[i_min])
@@ -211,10 +212,12 @@ def _verdict(symptom: str, cfg: "_Params", ev: dict[str, Any], t: Thresholds, *,
     if symptom == "overfitting":
         cause = "The model memorises the training set: train loss falls while validation loss rises."
         return Diagnosis(symptom, cause, ["train.early_stop=true", "optimizer.weight_decay=0.01"], ev)
-    # Stalled. Converging exponentially, removed = 1 - exp(-k*T) with k ~ lr: the factor that
-    # removes 90% is ln(10) / (k*T). No measurable progress says nothing about k: use 10.
+    # Stalled. Converging exponentially, removed = 1 - exp(-k*T) with k ~ lr: the lr factor
+    # that removes stall_target is -ln(1 - target) / (k*T). No measurable progress says nothing
+    # about k: use 10.
     kt = -math.log(max(1.0 - ratio, 1e-12))
-    factor = 10.0 if ratio < t.min_progress else _pow10(math.log(10) / kt, t.max_lr_factor)
+    need = -math.log(1.0 - t.stall_target) / kt if kt > 0 else math.inf
+    factor = 10.0 if ratio < t.min_progress else _pow10(need, t.max_lr_factor)
     ev["lr_factor"] = factor
     cause = "The learning rate is too low (or the gradients vanish): the loss barely moves."
     return Diagnosis(symptom, cause, [*_lr(lr, factor), "data.normalize=true"], ev)

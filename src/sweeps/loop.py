@@ -117,6 +117,24 @@ def make_optimizer(params: Any, opt: Any) -> torch.optim.Optimizer:
     raise ConfigError(f"optimizer.name={opt.name!r}: must be one of sgd, momentum, adam, rmsprop")
 
 
+def _collect(rows: list[torch.Tensor], names: tuple[str, ...], history: History) -> bool:
+    """Move the epochs not yet in ``history`` to the host in one copy. Returns True when one
+    of them has a non-finite loss; the history then ends at the first such epoch."""
+    done = history.epochs_run
+    if len(rows) <= done:
+        return False
+    block = torch.stack(rows[done:]).cpu().double()
+    for j, k in enumerate(names):
+        history.metrics[k].extend(block[:, j].tolist())
+    finite = torch.isfinite(block[:, :2]).all(dim=1)
+    if bool(finite.all()):
+        return False
+    cut = done + int((~finite).nonzero()[0, 0]) + 1
+    for k in names:
+        del history.metrics[k][cut:]
+    return True
+
+
 def train(cfg: Any, on_flush: Optional[Callable[[int, dict[str, list[float]]], None]] = None,
           flush_every_s: float = 0.0) -> History:
     """Run the canonical loop for one config and return its History.
@@ -155,51 +173,49 @@ def train(cfg: Any, on_flush: Optional[Callable[[int, dict[str, list[float]]], N
     start = last_flush = time.perf_counter()
 
     model.train()
-    for epoch in range(tc.epochs):
-        lr = lr_at(epoch, cfg.optimizer.lr, tc)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        if tc.zero_grad:
-            optimizer.zero_grad()  # .grad accumulates across backward() calls unless cleared
-        pred = model(data.x_train)  # forward pass: prediction
-        loss = criterion(pred, data.y_train)  # forward pass: how wrong
-        loss.backward()  # backward pass: autograd adds dL/dparam into .grad
-        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)  # norm before clipping
-        optimizer.step()  # update: for SGD, param -= lr * param.grad
+    try:
+        for epoch in range(tc.epochs):
+            lr = lr_at(epoch, cfg.optimizer.lr, tc)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if tc.zero_grad:
+                optimizer.zero_grad()  # .grad accumulates across backward() calls unless cleared
+            pred = model(data.x_train)  # forward pass: prediction
+            loss = criterion(pred, data.y_train)  # forward pass: how wrong
+            loss.backward()  # backward pass: autograd adds dL/dparam into .grad
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)  # norm before clipping
+            optimizer.step()  # update: for SGD, param -= lr * param.grad
 
-        model.eval()
-        with torch.no_grad():
-            val_loss = criterion(model(data.x_val), data.y_val)
-            row = [loss.detach(), val_loss, grad_norm, torch.tensor(lr, dtype=dtype, device=device)]
-            if wb is not None:
-                row += [wb[0].detach().clone(), wb[1].detach().clone()]
-            rows.append(torch.stack([r.to(dtype) for r in row]))
-        model.train()
+            model.eval()
+            with torch.no_grad():
+                val_loss = criterion(model(data.x_val), data.y_val)
+                row = [loss.detach(), val_loss, grad_norm, torch.tensor(lr, dtype=dtype, device=device)]
+                if wb is not None:
+                    row += [wb[0].detach().clone(), wb[1].detach().clone()]
+                rows.append(torch.stack([r.to(dtype) for r in row]))
+            model.train()
 
-        last = epoch == tc.epochs - 1
-        if tc.early_stop or epoch % sync_every == sync_every - 1 or last:
-            block = torch.stack(rows[len(history["train_loss"]):]).cpu().double()
-            for j, k in enumerate(names):
-                history.metrics[k].extend(block[:, j].tolist())
-            bad = [i for i, (t, v) in enumerate(zip(block[:, 0], block[:, 1]))
-                   if not (math.isfinite(t) and math.isfinite(v))]
-            if bad:
-                # Stop at the first non-finite epoch; drop any epochs computed after it.
-                cut = history.epochs_run - len(block) + bad[0] + 1
-                for k in names:
-                    del history.metrics[k][cut:]
-                history.stop_reason = "non_finite"
-                break
-            if tc.early_stop:
-                v = history["val_loss"][-1]
-                best_val, since_best = (v, 0) if v < best_val else (best_val, since_best + 1)
-                if since_best >= tc.patience:
-                    history.stop_reason = "early_stop"
+            last = epoch == tc.epochs - 1
+            if tc.early_stop or epoch % sync_every == sync_every - 1 or last:
+                if _collect(rows, names, history):
+                    history.stop_reason = "non_finite"
                     break
-            now = time.perf_counter()
-            if on_flush is not None and flush_every_s > 0 and now - last_flush >= flush_every_s \
-                    and not last:
-                on_flush(flushed, {k: v[flushed:] for k, v in history.metrics.items()})
-                flushed, last_flush = history.epochs_run, now
+                if tc.early_stop:
+                    v = history["val_loss"][-1]
+                    best_val, since_best = (v, 0) if v < best_val else (best_val, since_best + 1)
+                    if since_best >= tc.patience:
+                        history.stop_reason = "early_stop"
+                        break
+                now = time.perf_counter()
+                if on_flush is not None and flush_every_s > 0 and now - last_flush >= flush_every_s \
+                        and not last:
+                    on_flush(flushed, {k: v[flushed:] for k, v in history.metrics.items()})
+                    flushed, last_flush = history.epochs_run, now
+    except KeyboardInterrupt:
+        # Hand over what was computed before the interrupt, so the run's record is complete.
+        _collect(rows, names, history)
+        if on_flush is not None:
+            on_flush(flushed, {k: v[flushed:] for k, v in history.metrics.items()})
+        raise
     history.seconds = time.perf_counter() - start
     return history

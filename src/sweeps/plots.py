@@ -198,8 +198,10 @@ def _run_title(row) -> str:
     """'adam · lr=3e-2 · noise=1.0 · zero_grad=False', from the facet columns a run has."""
     parts = [str(row["optimizer"])] if row["optimizer"] != "-" else []
     parts += [f"lr={fmt_lr(row['lr'])}"] if row["lr"] != "-" else []
-    parts += [f"{c}={row[c]}" for c in ("noise", "zero_grad") if row[c] != "-"]
-    return " · ".join(parts) or str(row["name"])[:40]
+    rest = [f"{c}={row[c]}" for c in ("noise", "zero_grad") if row[c] != "-"]
+    if len(" · ".join(parts + rest)) > 36:  # wider than a panel at this font size
+        return " · ".join(parts) + "\n" + " · ".join(rest)
+    return " · ".join(parts + rest) or str(row["name"])[:40]
 
 
 def _spread(ys: list[float], gap: float) -> list[float]:
@@ -458,8 +460,10 @@ def overfitting_curves(runs: pd.DataFrame, histories: pd.DataFrame,
         if drawn:
             _log_y(ax)
             ax.legend(fontsize=7, frameon=False)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("MSE (log)")
+        if k + ncols >= len(shown):  # nothing drawn below this one
+            ax.set_xlabel("epoch")
+        if k % ncols == 0:
+            ax.set_ylabel("MSE (log)")
     more = f" (first {len(shown)} of {len(df)})" if len(df) > len(shown) else ""
     fig.suptitle(f"overfitting runs: train (solid) vs validation (dashed){more}", fontsize=11)
     return fig

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import socket
 import time
 import traceback
 from contextlib import contextmanager
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from sweeps.config import ConfigError
 
@@ -36,6 +38,15 @@ TAG_HASH = "sweeps.config_hash"
 TAG_ERROR = "sweeps.error"
 TAG_NOTE = "mlflow.note.content"
 TAG_PARENT = "mlflow.parentRunId"
+TAG_HOST = "sweeps.host"
+TAG_PID = "sweeps.pid"
+
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]+@")
+
+
+def scrub(text: str) -> str:
+    """Remove user:password@ from every URL in a text (overrides, config files, messages)."""
+    return _USERINFO.sub(lambda m: m.group("scheme"), text)
 
 
 def default_uri(output_dir: str) -> str:
@@ -58,13 +69,7 @@ def resolve_uri(uri: Optional[str], output_dir: str) -> str:
 
 def redact(uri: str) -> str:
     """The URI with any user:password removed, for printing."""
-    parts = urlsplit(uri)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return uri
+    return scrub(uri)
 
 
 def local_store_path(uri: str) -> Optional[Path]:
@@ -224,9 +229,9 @@ def run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
     except BaseException as err:
         status = "FAILED"
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        rl.add(tags={TAG_ERROR: f"{type(err).__name__}: {first}"})
+        rl.add(tags={TAG_ERROR: scrub(f"{type(err).__name__}: {first}")})
         try:
-            rl.log_text("".join(traceback.format_exception(err)), "error/traceback.txt")
+            rl.log_text(scrub("".join(traceback.format_exception(err))), "error/traceback.txt")
         except Exception:  # the store may be what failed; the status below matters more
             log.warning("could not store the traceback of run %s", rl.run_id)
         raise
@@ -239,6 +244,7 @@ def run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
 
 def start_parent(uri: str, exp_id: str, name: str, tags: Mapping[str, Any]) -> str:
     """Create a sweep's parent run (left RUNNING until ``end_parent``)."""
+    tags = {TAG_HOST: socket.gethostname(), TAG_PID: os.getpid(), **tags}
     return client(uri).create_run(exp_id, tags={k: str(v) for k, v in tags.items()}, run_name=name).info.run_id
 
 
@@ -253,6 +259,40 @@ def end_parent(uri: str, run_id: str, status: str, tags: Optional[Mapping[str, A
             rl.log_text(text, artifact_file)
     finally:
         client(uri).set_terminated(run_id, status=status)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def repair_stale(uri: str, exp_id: str) -> int:
+    """Mark KILLED the runs left RUNNING by a process of this host that no longer exists (a
+    ``kill -9``, a power cut). Runs of other hosts, and of live processes, are left alone."""
+    host = socket.gethostname()
+    stale = [
+        r for r in search_all(uri, exp_id, "attributes.status = 'RUNNING'")
+        if r.data.tags.get(TAG_HOST) == host and not _alive(int(r.data.tags.get(TAG_PID, "0") or 0))
+    ]
+    for r in stale:
+        client(uri).set_terminated(r.info.run_id, status="KILLED")
+    return len(stale)
+
+
+def finished_configs(uri: str, exp_id: str) -> dict[str, dict[str, Any]]:
+    """config hash -> {run_id, val_loss} of every FINISHED training run of the experiment."""
+    done: dict[str, dict[str, Any]] = {}
+    for r in search_all(uri, exp_id, "attributes.status = 'FINISHED'"):
+        tags = r.data.tags
+        if tags.get(TAG_ROLE) in ("child", "single") and TAG_HASH in tags and "sweeps.fixes" not in tags:
+            val = r.data.metrics.get("val_loss", math.nan)
+            done[tags[TAG_HASH]] = {"run_id": r.info.run_id, "val_loss": val if math.isfinite(val) else None}
+    return done
 
 
 def delete_run(uri: str, run_id: str) -> None:

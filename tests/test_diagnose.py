@@ -1,0 +1,303 @@
+"""The labeller against curves of known shape, against the analytic ground truth of gradient
+descent on a linear model's MSE (a linear system), and its config-aware causes and fixes.
+Expected values are written out by hand or derived from theory, never by calling diagnose."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sweeps.config import flatten, training_config
+from sweeps.data import make_data
+from sweeps.diagnose import SYMPTOMS, Diagnosis, Thresholds, diagnose
+from sweeps.loop import train
+
+T = np.arange(200.0)
+NAN, INF = math.nan, math.inf
+
+
+def _jitter(sd: float, n: int = 200, seed: int = 0) -> np.ndarray:
+    return sd * np.random.default_rng(seed).standard_normal(n)
+
+
+def _decay(floor: float = 0.1, height: float = 1.0, tau: float = 20.0, n: int = 200) -> np.ndarray:
+    return floor + height * np.exp(-np.arange(n) / tau)
+
+
+ALT = (-1.0) ** T  # +1, -1, +1, ...: a period-2 zig-zag
+NOISY_CFG = {"data": {"noise": 2.0, "n_val": 20}}  # irreducible MSE 4.0
+NOISY_FLAT = {"data.noise": "2.0", "data.n_val": "20"}  # the same, as MLflow params
+U_VAL = 0.3 + 0.5 * np.exp(-T / 10) + 0.002 * np.maximum(T - 40, 0)  # best at ~epoch 40, then up
+
+# (train, val, config, expected symptom)
+CURVES = [
+    # healthy: fell to what the data allows and stayed there
+    pytest.param(_decay(), None, None, "healthy", id="exp-decay-to-floor"),
+    pytest.param(_decay(tau=100), None, None, "healthy", id="slow-decay-most-removed"),
+    pytest.param(_decay(4.0, 0.5, 10), None, NOISY_CFG, "healthy", id="noise-floor-4.0"),
+    pytest.param(_decay(4.0, 0.5, 10), None, NOISY_FLAT, "healthy", id="noise-floor-flat-params"),
+    pytest.param(_decay(4.6, 0.5, 10), None, NOISY_CFG, "healthy", id="sample-floor-above-noise2"),
+    pytest.param(_decay(4.0, 0.5, 10) + _jitter(0.02), None, NOISY_CFG, "healthy",
+                 id="noise-floor-with-jitter"),
+    pytest.param(_decay(4.0, 0.5, 10) + _jitter(0.02), None, None, "healthy",
+                 id="noise-floor-no-config"),
+    pytest.param(_decay() + _jitter(0.01), None, None, "healthy", id="jitter-1pct"),
+    pytest.param(_decay() + _jitter(0.05), None, None, "healthy", id="jitter-5pct"),
+    pytest.param(_decay() + 0.3 * 0.9**T * ALT, None, None, "healthy", id="zigzag-that-dies-out"),
+    pytest.param(_decay(), _decay(0.3, 0.5, 10), None, "healthy", id="val-falls-too"),
+    pytest.param(_decay(), 0.4 + _jitter(0.03, seed=1), None, "healthy", id="val-noisy-flat"),
+    pytest.param(_decay(), _decay(0.4, 0.5, 10) + _jitter(0.03, seed=2), None, "healthy",
+                 id="val-noisy-levels-off"),
+    pytest.param(np.zeros(50), None, None, "healthy", id="all-zero"),
+    # stalled: barely moved, smoothly
+    pytest.param(1 - 1e-4 * T, None, None, "stalled", id="nearly-flat-line"),
+    pytest.param(np.ones(200), None, None, "stalled", id="constant"),
+    pytest.param(_decay(0.0, 1.0, 5000), None, None, "stalled", id="tiny-exponential-progress"),
+    pytest.param(5.12 - 1e-4 * T, None, NOISY_CFG, "stalled", id="noisy-data-stall"),
+    pytest.param(1 - 1e-4 * T, 0.5 + 1e-3 * T, None, "stalled", id="flat-train-rising-val"),
+    # diverged: non-finite, or blew up
+    pytest.param(np.r_[1 - 0.01 * T[:50], NAN], None, None, "diverged", id="nan-after-falling"),
+    pytest.param([1.0, 2.0, 4.0, 8.0, INF], None, None, "diverged", id="inf"),
+    pytest.param(0.5 * 1.05**T, None, None, "diverged", id="geometric-growth"),
+    pytest.param(0.5 * 1.05 ** T[:20], None, None, "diverged", id="geometric-growth-short"),
+    pytest.param(_decay(n=10), [0.5] * 9 + [NAN], None, "diverged", id="val-nan"),
+    # oscillating: does not settle
+    pytest.param(1 + 0.1 * 1.01**T * ALT, None, None, "oscillating", id="alternating-growing"),
+    pytest.param(1 + 0.02 * T * ALT, None, None, "oscillating", id="alternating-linear-growth"),
+    pytest.param(_decay(0.5, 0.5) + 0.1 * ALT, None, None, "oscillating", id="zigzag-ending-flat"),
+    pytest.param(_decay(0.5, 0.5) + 0.002 * T + 0.05 * ALT, None, None, "oscillating",
+                 id="zigzag-then-climbs"),
+    pytest.param(np.r_[1 - 0.008 * T[:100], 0.2 + 0.004 * T[:100]], None, None, "oscillating",
+                 id="falls-then-climbs"),
+    pytest.param(0.3 + 0.2 * np.cos(T / 5) + 0.5 * np.exp(-T / 20), None, None, "oscillating",
+                 id="slow-waves"),
+    pytest.param(0.5 + 0.1 * np.cos(T * np.pi / 2) + 0.5 * np.exp(-T / 20), None, None,
+                 "oscillating", id="period-4-waves"),
+    # overfitting: train down, val up well before the end
+    pytest.param(_decay(), U_VAL, None, "overfitting", id="val-u-shape"),
+    pytest.param(_decay(), U_VAL + _jitter(0.01, seed=3), None, "overfitting", id="val-u-noisy"),
+    pytest.param(_decay(0.02, 0.8), np.r_[np.linspace(0.6, 0.3, 30), np.linspace(0.3, 1.5, 170)],
+                 {"data": {"noise": 0.5, "n_val": 100}}, "overfitting", id="val-v-with-config"),
+    # short or empty curves: a label, no crash
+    pytest.param([], None, None, "healthy", id="empty"),
+    pytest.param([1.0], [1.0], None, "healthy", id="one-epoch"),
+    pytest.param([1.0, 0.5], [1.0, 0.6], None, "healthy", id="two-epochs"),
+    pytest.param([1.0, 0.5, 0.3, 0.25], None, None, "healthy", id="four-epochs"),
+    pytest.param([NAN], None, None, "diverged", id="nan-at-start"),
+]
+
+
+@pytest.mark.parametrize("train_loss, val_loss, config, expected", CURVES)
+def test_synthetic_curves(train_loss, val_loss, config, expected):
+    d = diagnose(train_loss, val_loss, config=config)
+    assert d.symptom == expected, d.evidence
+    assert d.symptom in SYMPTOMS
+    json.dumps(d.evidence, allow_nan=False)  # evidence goes into MLflow tags and JSON reports
+    assert d.symptom in d.markdown() and d.cause in d.markdown()
+    assert (d.fix == []) == (d.symptom == "healthy")
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 50, 199])
+def test_first_nonfinite_epoch_is_reported(k):
+    curve = list(1.0 - 0.001 * T[:k]) + [NAN]
+    d = diagnose(curve, curve[:k] + [0.5])
+    assert (d.symptom, d.evidence["first_nonfinite_epoch"]) == ("diverged", k)
+
+
+def test_nonfinite_grad_norm_is_divergence():
+    d = diagnose([1.0, 0.9, 0.8], [1.0, 0.9, 0.8], grad_norm=[1.0, 2.0, INF])
+    assert (d.symptom, d.evidence["first_nonfinite_epoch"]) == ("diverged", 2)
+
+
+def test_symptoms_tuple_order():
+    assert SYMPTOMS == ("healthy", "diverged", "stalled", "oscillating", "overfitting")
+
+
+def test_thresholds_are_frozen_and_change_verdicts():
+    curve = 1 - 0.3 * T / 199  # a straight fall removing 30% of the loss (floor 0)
+    assert diagnose(curve).symptom == "stalled"
+    assert diagnose(curve, thresholds=Thresholds(stall_share=0.2)).symptom == "healthy"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Thresholds().stall_share = 0.1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Diagnosis("healthy", "").symptom = "stalled"  # type: ignore[misc]
+
+
+def test_early_stopped_run_is_not_overfitting():
+    """Early stopping ended the run patience epochs after the val minimum: the fix worked."""
+    t = np.arange(60.0)
+    val = 0.3 + 0.5 * np.exp(-t / 5) + 0.01 * np.maximum(t - 39, 0)
+    trained = _decay(n=60)
+    assert diagnose(trained, val).symptom == "overfitting"
+    stopped = {"train": {"early_stop": True, "epochs": 200}}
+    assert diagnose(trained, val, config=stopped).symptom == "healthy"
+    flat = {"train.early_stop": "True", "train.epochs": "60"}  # ran all its epochs: not stopped
+    assert diagnose(trained, val, config=flat).symptom == "overfitting"
+
+
+# --- causes and fixes ----------------------------------------------------------------------------
+
+WAVES = 0.3 + 0.2 * np.cos(T / 5) + 0.5 * np.exp(-T / 20)
+
+
+@pytest.mark.parametrize("config", [
+    {"train": {"zero_grad": False}, "optimizer": {"lr": 0.03}},
+    {"train.zero_grad": "False", "optimizer.lr": "0.03"},
+    {"train.zero_grad": "false", "optimizer.lr": "0.03", "optimizer": "sgd"},
+    {"train": {"zero_grad": "false"}, "optimizer": {"lr": "0.03"}},
+])
+def test_missing_zero_grad_is_blamed(config):
+    d = diagnose(WAVES, config=config)
+    assert d.symptom == "oscillating"
+    assert "zero_grad" in d.cause
+    assert d.fix == ["train.zero_grad=true", "optimizer.lr=0.003", "train.lr_schedule=cosine"]
+
+
+@pytest.mark.parametrize("config", [
+    {"train": {"zero_grad": True}, "optimizer": {"lr": 0.03}},
+    {"train.zero_grad": "True", "optimizer.lr": "0.03"},
+    {"optimizer.lr": "0.03"},  # zero_grad unknown: default behaviour
+])
+def test_with_zero_grad_the_step_size_is_blamed(config):
+    d = diagnose(WAVES, config=config)
+    assert d.symptom == "oscillating"
+    assert "zero_grad" not in d.cause
+    assert d.fix == ["optimizer.lr=0.003", "train.lr_schedule=cosine"]
+
+
+NAN_RUN = [0.5, 2.0, 8.0, NAN]  # the loss quadruples per epoch: lr*lam ~ 3, 10x is enough
+FIXES = [
+    (NAN_RUN, None, {"optimizer": {"lr": 0.1}}, ["optimizer.lr=0.01", "train.clip_grad_norm=1.0"]),
+    (NAN_RUN, None, {"optimizer.lr": "1.0"}, ["optimizer.lr=0.1", "train.clip_grad_norm=1.0"]),
+    (NAN_RUN, None, {"optimizer.lr": "0.03"}, ["optimizer.lr=0.003", "train.clip_grad_norm=1.0"]),
+    (NAN_RUN, None, None, ["train.clip_grad_norm=1.0"]),
+    (NAN_RUN, None, {"optimizer.lr": 0.03, "train.zero_grad": "False"},
+     ["train.zero_grad=true", "optimizer.lr=0.003", "train.clip_grad_norm=1.0"]),
+    # growing 100x per epoch: lr*lam ~ 1 + sqrt(100) = 11, so 10x cannot be enough
+    ([1.0, 1e2, 1e4, 1e6, INF], None, {"optimizer.lr": 0.5},
+     ["optimizer.lr=0.005", "train.clip_grad_norm=1.0"]),
+    # 30% removed in 200 epochs (k*T = 0.36): 10x more lr removes ~97%
+    (1 - 0.3 * T / 199, None, {"optimizer.lr": 0.03}, ["optimizer.lr=0.3", "data.normalize=true"]),
+    # 2% removed (k*T = 0.02): 10x removes 18%, still stalled; 100x removes ~87%
+    (1 - 0.02 * T / 199, None, {"optimizer.lr": 0.001}, ["optimizer.lr=0.1", "data.normalize=true"]),
+    (1 - 0.3 * T / 199, None, None, ["data.normalize=true"]),
+    (_decay(0.5, 0.5) + 0.1 * ALT, None, {"optimizer.lr": 0.3},
+     ["optimizer.lr=0.03", "train.lr_schedule=cosine"]),
+    (_decay(0.5, 0.5) + 0.1 * ALT, None, None, ["train.lr_schedule=cosine"]),
+    (_decay(), U_VAL, {"optimizer.lr": 0.03}, ["train.early_stop=true", "optimizer.weight_decay=0.01"]),
+    (_decay(), None, {"optimizer.lr": 0.03}, []),
+]
+
+
+@pytest.mark.parametrize("train_loss, val_loss, config, expected", FIXES)
+def test_fix_lists(train_loss, val_loss, config, expected):
+    d = diagnose(train_loss, val_loss, config=config)
+    assert d.fix == expected
+    assert d.fix_str() == " ".join(expected)
+
+
+# --- analytic ground truth: full-batch gradient descent on a linear model's MSE ------------------
+# With X = [x, 1], the loss is quadratic with Hessian H = 2/n X^T X. Gradient descent multiplies
+# the error along each eigenvector by (1 - lr*lam): it converges monotonically for lr*lam_max < 1,
+# converges with the weights zig-zagging across the minimum for 1 < lr*lam_max < 2 (the loss, a
+# sum of squares, still falls), and grows without bound beyond 2. Without zero_grad the step uses
+# the running sum of gradients: heavy-ball momentum with beta = 1, whose update matrix has
+# determinant 1, so the error neither decays nor (for lr*lam < 4) grows: undamped waves.
+#
+# Labels for those regimes (200 epochs): lr*lam tiny -> stalled; up to ~1.9 -> healthy (a
+# zig-zag that has died out counts as converged); 1.99 -> oscillating (|1 - 1.99|**200 = 0.13:
+# the weights still swing at 13% after 200 epochs, visible in val); > 2 -> diverged; without
+# zero_grad -> oscillating below 4, diverged above.
+
+
+@pytest.fixture
+def linear_run(make_cfg):
+    """Run the real loop with lr given as a multiple of 1 / lam_max of the run's own data."""
+
+    def _run(lr_lam: float, *overrides: str):
+        cfg = make_cfg("train.device=cpu", "train.dtype=float64", *overrides)
+        data = make_data(cfg.data, cfg.train.seed)
+        x = data.x_train.double().numpy()
+        design = np.c_[x, np.ones(len(x))]
+        lam_max = np.linalg.eigvalsh(2 / len(x) * design.T @ design).max()
+        lr = float(lr_lam / lam_max)
+        cfg = make_cfg("train.device=cpu", "train.dtype=float64", f"optimizer.lr={lr!r}", *overrides)
+        return cfg, lr, train(cfg)
+
+    return _run
+
+
+ANALYTIC = [
+    (1e-4, "true", "stalled"),
+    (0.05, "true", "healthy"),
+    (0.5, "true", "healthy"),
+    (1.0, "true", "healthy"),
+    (1.5, "true", "healthy"),
+    (1.99, "true", "oscillating"),
+    (2.02, "true", "diverged"),
+    (2.5, "true", "diverged"),
+    (50.0, "true", "diverged"),
+    (0.05, "false", "oscillating"),
+    (0.5, "false", "oscillating"),
+    (3.5, "false", "oscillating"),
+    (4.5, "false", "diverged"),
+]
+
+
+@pytest.mark.parametrize("lr_lam, zero_grad, expected", ANALYTIC)
+def test_linear_model_matches_theory(linear_run, lr_lam, zero_grad, expected):
+    cfg, lr, h = linear_run(lr_lam, "data.noise=0.5", f"train.zero_grad={zero_grad}")
+    params = {k: str(v) for k, v in flatten(training_config(cfg)).items()}  # as MLflow stores them
+    d = diagnose(h["train_loss"], h["val_loss"], config=params, grad_norm=h["grad_norm"])
+    assert d.symptom == expected, d.evidence
+    assert d == diagnose(h["train_loss"], h["val_loss"], config=training_config(cfg),
+                         grad_norm=h["grad_norm"])  # nested and flat configs agree
+    if zero_grad == "false":
+        assert d.fix[0] == "train.zero_grad=true" and "zero_grad" in d.cause
+
+
+@pytest.mark.parametrize("lr_lam, zigzags", [(0.5, False), (1.5, True)])
+def test_zigzag_regime_converges_with_alternating_steps(linear_run, lr_lam, zigzags):
+    """Between 1 and 2 the bias (lam_max's direction: E[x] ~ 0) overshoots every step."""
+    _, _, h = linear_run(lr_lam, "data.noise=0.5")
+    steps = np.diff(h["b"][:10])
+    assert bool(np.all(steps[1:] * steps[:-1] < 0)) == zigzags
+    assert np.all(np.diff(h["train_loss"]) <= 1e-12)  # the loss itself never goes up
+
+
+def test_divergence_fix_is_a_tenth_of_the_lr(linear_run):
+    cfg, lr, h = linear_run(2.5, "data.noise=0.5")
+    d = diagnose(h["train_loss"], h["val_loss"], config=training_config(cfg))
+    assert d.fix[0].startswith("optimizer.lr=")
+    assert float(d.fix[0].split("=")[1]) == pytest.approx(lr / 10, rel=1e-5)
+    assert d.fix[1] == "train.clip_grad_norm=1.0"
+
+
+# --- the first fix makes the run healthy -------------------------------------------------------
+
+RERUNS = [
+    pytest.param(("optimizer.lr=1.25",), "diverged", id="sgd-lr-2.5-over-lam"),
+    pytest.param(("optimizer.lr=5e-05",), "stalled", id="sgd-lr-1e-4-over-lam"),
+    pytest.param(("train.zero_grad=false",), "oscillating", id="no-zero-grad"),
+    pytest.param(("optimizer=momentum", "train.zero_grad=false"), "diverged",
+                 id="momentum-no-zero-grad"),
+    pytest.param(("optimizer=adam", "optimizer.lr=0.0001"), "stalled", id="adam-tiny-lr"),
+    pytest.param(("model=poly", "data=few", "optimizer=adam"), "overfitting", id="poly-few-adam"),
+]
+
+
+@pytest.mark.parametrize("overrides, expected", RERUNS)
+def test_first_fix_makes_the_run_healthy(make_cfg, overrides, expected):
+    def label(*extra):
+        cfg = make_cfg("train.device=cpu", "data.noise=0.5", *overrides, *extra)
+        h = train(cfg)
+        return diagnose(h["train_loss"], h["val_loss"], config=training_config(cfg),
+                        grad_norm=h["grad_norm"])
+
+    d = label()
+    assert d.symptom == expected, d.evidence
+    assert label(d.fix[0]).symptom == "healthy", d.fix

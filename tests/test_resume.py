@@ -1,0 +1,137 @@
+"""Sweeps that survive: kill -9, Ctrl-C and parallel writers against one SQLite store, checked
+by reading the real store back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+# 8 grid points, each long enough (~0.3-1 s) to be caught mid-sweep.
+GRID = ["-m", "optimizer=sgd,adam", "optimizer.lr=0.01,0.1", "train.zero_grad=true,false", "train.epochs=1500"]
+
+
+def _statuses(store: Path) -> list[tuple[str, str, str]]:
+    """(status, role, config hash) of every run, read with plain SQL."""
+    if not store.exists():
+        return []
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=30) as db:
+        return db.execute(
+            "select r.status, coalesce(t1.value, ''), coalesce(t2.value, '') from runs r "
+            "left join tags t1 on t1.run_uuid = r.run_uuid and t1.key = 'sweeps.role' "
+            "left join tags t2 on t2.run_uuid = r.run_uuid and t2.key = 'sweeps.config_hash' "
+            "where r.lifecycle_stage = 'active'"
+        ).fetchall()
+
+
+def _finished_children(store: Path) -> int:
+    try:
+        return sum(1 for s, role, _ in _statuses(store) if s == "FINISHED" and role == "child")
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+
+
+def _launch(tmp: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps", *GRID, *extra, f"paths.output_dir={tmp / 'out'}"],
+        cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+
+
+def _wait_for(store: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if _finished_children(store) >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} runs finished in {timeout} s")
+
+
+def _assert_complete(store: Path, points: int = 8) -> None:
+    rows = _statuses(store)
+    assert not [r for r in rows if r[0] == "RUNNING"], rows
+    finished = Counter(h for s, role, h in rows if s == "FINISHED" and role == "child")
+    assert len(finished) == points and set(finished.values()) == {1}, finished
+
+
+@pytest.mark.slow
+def test_sigkill_then_relaunch_completes_without_duplicates(tmp_path):
+    store = tmp_path / "out" / "mlflow.db"
+    proc = _launch(tmp_path)
+    _wait_for(store, 2, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _statuses(store)
+    assert any(s == "RUNNING" for s, _, _ in before)  # the parent at least: kill -9 left it
+    done_before = _finished_children(store)
+    assert 2 <= done_before < 8
+
+    again = run_cli([*GRID, f"paths.output_dir={tmp_path / 'out'}"], tmp_path)
+    assert f"{done_before} skipped" in again.stdout
+    _assert_complete(store)
+    killed = [r for r in _statuses(store) if r[0] == "KILLED"]
+    assert killed  # what the dead process left RUNNING was marked KILLED
+
+
+@pytest.mark.slow
+def test_sigint_marks_current_run_killed_and_resume_completes(tmp_path):
+    store = tmp_path / "out" / "mlflow.db"
+    proc = _launch(tmp_path)
+    _wait_for(store, 2, proc)
+    time.sleep(0.2)  # into the next job's training
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "resume" in out and "error: interrupted" in err
+    rows = _statuses(store)
+    assert not [r for r in rows if r[0] == "RUNNING"], rows
+    assert [r for r in rows if r[0] == "KILLED" and r[1] == "parent"]
+    run_cli([*GRID, f"paths.output_dir={tmp_path / 'out'}"], tmp_path)
+    _assert_complete(store)
+
+
+def test_sigterm_stops_like_ctrl_c(tmp_path):
+    store = tmp_path / "out" / "mlflow.db"
+    proc = _launch(tmp_path)
+    _wait_for(store, 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "error: terminated" in err
+    assert not [r for r in _statuses(store) if r[0] == "RUNNING"]
+
+
+def test_resume_false_runs_everything_again(tmp_path):
+    args = ["-m", "optimizer.lr=0.01,0.1", "train.epochs=20", f"paths.output_dir={tmp_path / 'out'}"]
+    run_cli(args, tmp_path)
+    second = run_cli([*args, "sweep.resume=false"], tmp_path)
+    assert "0 skipped" in second.stdout
+    third = run_cli(args, tmp_path)
+    assert "2 skipped" in third.stdout
+    hashes = Counter(h for s, role, h in _statuses(tmp_path / "out" / "mlflow.db") if role == "child")
+    assert sorted(hashes.values()) == [2, 2]
+
+
+@pytest.mark.slow
+def test_joblib_parallel_stress(tmp_path):
+    """Four workers writing one SQLite store, launched three times: no errors, no lost runs."""
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "optimizer=sgd,adam",
+            "optimizer.lr=0.01,0.1", "data.noise=0,0.5", "train.epochs=50", "sweep.resume=false",
+            f"paths.output_dir={tmp_path / 'out'}"]
+    for _ in range(3):
+        proc = run_cli(args, tmp_path)
+        assert "locked" not in proc.stderr and "8 finished, 0 failed" in proc.stdout
+    rows = _statuses(tmp_path / "out" / "mlflow.db")
+    kids = [r for r in rows if r[1] == "child"]
+    assert len(kids) == 24 and all(s == "FINISHED" for s, _, _ in kids)
+    assert Counter(h for _, _, h in kids).most_common(1)[0][1] == 3
+    assert [r[0] for r in rows if r[1] == "parent"] == ["FINISHED"] * 3

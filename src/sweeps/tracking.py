@@ -108,9 +108,21 @@ def check_writable(uri: str) -> None:
         raise ConfigError(f"tracking.uri={uri!r}: {str(target)!r} is not writable; choose a writable path")
 
 
+# Bounded patience with a tracking server: MLflow's defaults (120 s timeout, 7 retries with
+# back-off) turn a server that went away into a hang of many minutes. Users may override them.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+}
+
+
 @lru_cache(maxsize=8)
 def client(uri: str) -> Any:
     """One MlflowClient per store and process: opening (and migrating) a store is the slow part."""
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)

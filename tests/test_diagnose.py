@@ -181,14 +181,17 @@ FIXES = [
     ([1.0, 1e2, 1e4, 1e6, INF], None, {"optimizer.lr": 0.5},
      ["optimizer.lr=0.005", "train.clip_grad_norm=1.0"]),
     # 30% removed in 200 epochs (k*T = 0.36): 10x more lr removes ~97%
-    (1 - 0.3 * T / 199, None, {"optimizer.lr": 0.03}, ["optimizer.lr=0.3", "data.normalize=true"]),
+    (1 - 0.3 * T / 199, None, {"optimizer.lr": 0.03},
+     ["optimizer.lr=0.3", "data.normalize=true"]),
     # 2% removed (k*T = 0.02): 10x removes 18%, still stalled; 100x removes ~87%
-    (1 - 0.02 * T / 199, None, {"optimizer.lr": 0.001}, ["optimizer.lr=0.1", "data.normalize=true"]),
+    (1 - 0.02 * T / 199, None, {"optimizer.lr": 0.001},
+     ["optimizer.lr=0.1", "data.normalize=true"]),
     (1 - 0.3 * T / 199, None, None, ["data.normalize=true"]),
     (_decay(0.5, 0.5) + 0.1 * ALT, None, {"optimizer.lr": 0.3},
      ["optimizer.lr=0.03", "train.lr_schedule=cosine"]),
     (_decay(0.5, 0.5) + 0.1 * ALT, None, None, ["train.lr_schedule=cosine"]),
-    (_decay(), U_VAL, {"optimizer.lr": 0.03}, ["train.early_stop=true", "optimizer.weight_decay=0.01"]),
+    (_decay(), U_VAL, {"optimizer.lr": 0.03},
+     ["train.early_stop=true", "optimizer.weight_decay=0.01"]),
     (_decay(), None, {"optimizer.lr": 0.03}, []),
 ]
 
@@ -225,7 +228,8 @@ def linear_run(make_cfg):
         design = np.c_[x, np.ones(len(x))]
         lam_max = np.linalg.eigvalsh(2 / len(x) * design.T @ design).max()
         lr = float(lr_lam / lam_max)
-        cfg = make_cfg("train.device=cpu", "train.dtype=float64", f"optimizer.lr={lr!r}", *overrides)
+        cfg = make_cfg("train.device=cpu", "train.dtype=float64", f"optimizer.lr={lr!r}",
+                       *overrides)
         return cfg, lr, train(cfg)
 
     return _run

@@ -171,7 +171,7 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
             "sweeps.device": history.device,
         })
         sent = rl.sent_epochs
-        rl.log_epochs(sent, {k: v[sent:] for k, v in history.metrics.items()})
+        rl.queue_epochs(sent, {k: v[sent:] for k, v in history.metrics.items()})
         _log_config_files(rl, cfg, job_dir, uri)
     return _report(Outcome(name, history, diagnosis, rl.run_id))
 

@@ -31,12 +31,12 @@ class Thresholds:
     growth_ratio: float = 2.0  # or: end >= this multiple of the initial loss ...
     growth_steady: float = 0.9  # ... with at least this share of the judged epochs going up
     # oscillating (does not settle)
-    osc_rise: float = 0.2  # the smoothed loss climbs back up by >= this * reducible (slow waves,
-    #   climbing after a fall) ...
-    osc_noise: float = 6.0  # ... and, if the judged epochs look like noise, by >= this many std
+    osc_rise: float = 0.2  # the smoothed loss ends >= this * reducible above its judged minimum
+    osc_swing: float = 0.1  # or: the loss sits >= this * reducible above its lowest value so
+    osc_busy: float = 0.2  #   far in >= this share of the judged epochs (a wave or a zig-zag of
+    #   half-amplitude B spends ~half its epochs up to 2B above; an isolated spike a few)
+    osc_noise: float = 6.0  # both, if the judged epochs look like noise: also >= this many std
     #   devs of their jitter (a running median of iid noise wanders ~2.5 std devs)
-    osc_swing: float = 0.1  # or: a patterned tail whose typical up-swing is >= this * reducible
-    #   (fast waves and zig-zags; a period-2 zig-zag of half-amplitude B swings 2B)
     structure: float = 0.5  # patterned: some autocorrelation of the detrended judged epochs at
     max_lag: int = 8  #   lags 1..max_lag reaches this (iid jitter stays near 0; waves repeat)
     zigzag_flips: float = 0.85  # val zig-zag: this share of its differences flip sign in the
@@ -138,20 +138,25 @@ def diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]] = 
         ev.update(end_over_initial=_r(end / init) if init else None, rising_share=_r(ups))
         return _verdict("diverged", cfg, ev, t, ratio=_growth(train))
 
-    # 3. Does not settle: climbs back up (slow waves, zig-zag then climb), swings in a repeating
-    #    pattern (fast waves, zig-zag), or val zig-zags: the weights still bounce (lr*lam ~ 2).
+    # 3. Does not settle: ends climbing back up, or spends much of the judged epochs well above
+    #    the lowest loss reached so far (waves, zig-zag; an isolated spike that recovers does
+    #    not), or val zig-zags: the weights still bounce across the minimum (lr*lam ~ 2).
     #    Only a tail without pattern (iid jitter) must also stand out from its own jitter.
     patterned = _max_autocorr(judged, t.max_lag) >= t.structure
-    rise, swing, jitter = _max_rise(smooth[cut:]), _median_swing(judged), _jitter(judged)
+    noise = 0.0 if patterned else t.osc_noise * _jitter(judged)
+    climb = float(smooth[-1] - np.min(smooth[cut:]))
+    above = judged - np.minimum.accumulate(judged)
+    busy = float(np.mean(above >= max(t.osc_swing * scale, noise)))
     tail = int(len(train) * (1 - t.zigzag_tail))
     v_flips, v_half_amp = _zigzag(val[tail:])
     v_zigzag = v_half_amp if v_flips >= t.zigzag_flips else 0.0
-    ev.update(tail_rise=_r(rise / scale), tail_swing=_r(swing / scale),
+    ev.update(tail_climb=_r(climb / scale), tail_busy_share=_r(busy),
+              tail_max_swing=_r(float(np.max(above)) / scale),
               tail_sign_changes=_sign_changes(train[tail:]), tail_patterned=bool(patterned),
               val_tail_zigzag=_r(v_zigzag / scale))
-    if (rise >= t.osc_rise * scale and (patterned or rise >= t.osc_noise * jitter)) or \
-            (patterned and swing >= t.osc_swing * scale) or v_zigzag >= t.zigzag_amp * scale:
-        over = max(rise / (t.osc_rise * scale), swing / (t.osc_swing * scale), 1.0)
+    if (climb >= max(t.osc_rise * scale, noise)) or busy >= t.osc_busy or \
+            v_zigzag >= t.zigzag_amp * scale:
+        over = max(climb / (t.osc_rise * scale), float(np.max(above)) / (t.osc_swing * scale), 1.0)
         return _verdict("oscillating", cfg, ev, t, ratio=over)
 
     # 4. Train fits (not stalled) and keeps falling while val climbs clearly above its minimum,
@@ -189,7 +194,8 @@ def _verdict(symptom: str, cfg: "_Params", ev: dict[str, Any], t: Thresholds, *,
     oscillating, how far the swing exceeds what is allowed; stalled, the share removed."""
     lr = cfg.get_float("optimizer.lr")
     if symptom == "healthy":
-        return Diagnosis(symptom, note or "The loss fell to what the data allows and settled.", [], ev)
+        return Diagnosis(symptom, note or "The loss fell to what the data allows and settled.",
+                         [], ev)
     if symptom in ("diverged", "oscillating") and cfg.get_bool("train.zero_grad") is False:
         what = "blew up" if symptom == "diverged" else "swings without settling"
         cause = (f"The loss {what} because zero_grad() is missing: gradients accumulate across "
@@ -210,8 +216,9 @@ def _verdict(symptom: str, cfg: "_Params", ev: dict[str, Any], t: Thresholds, *,
         cause = "The step size overshoots the minimum: the loss bounces instead of settling."
         return Diagnosis(symptom, cause, [*_lr(lr, 1 / factor), "train.lr_schedule=cosine"], ev)
     if symptom == "overfitting":
-        cause = "The model memorises the training set: train loss falls while validation loss rises."
-        return Diagnosis(symptom, cause, ["train.early_stop=true", "optimizer.weight_decay=0.01"], ev)
+        cause = "The model memorises the training set: train loss falls, validation loss rises."
+        return Diagnosis(symptom, cause, ["train.early_stop=true", "optimizer.weight_decay=0.01"],
+                         ev)
     # Stalled. Converging exponentially, removed = 1 - exp(-k*T) with k ~ lr: the lr factor
     # that removes stall_target is -ln(1 - target) / (k*T). No measurable progress says nothing
     # about k: use 10.
@@ -281,26 +288,6 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], level_
     else:
         curve = -math.inf  # still falling about as fast: extrapolating would be a guess
     return float(min(max(base, curve), low))
-
-
-def _max_rise(s: np.ndarray) -> float:
-    """Largest climb of a curve above its lowest point so far (0 for a falling curve)."""
-    return float(np.max(s - np.minimum.accumulate(s))) if len(s) > 1 else 0.0
-
-
-def _median_swing(a: np.ndarray) -> float:
-    """Median size of the up-swings (runs of consecutive rises) of a curve; 0 without any."""
-    d = np.diff(a)
-    swings, run = [], 0.0
-    for x in d:
-        if x > 0:
-            run += x
-        elif run:
-            swings.append(run)
-            run = 0.0
-    if run:
-        swings.append(run)
-    return float(np.median(swings)) if swings else 0.0
 
 
 def _jitter(a: np.ndarray) -> float:

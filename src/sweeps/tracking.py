@@ -147,6 +147,11 @@ def experiment_id(uri: str, name: str, artifact_root: Optional[str] = None) -> s
         return exp.experiment_id
 
 
+def _clean(value: Any, limit: int) -> str:
+    text = str(value)
+    return (scrub(text) if "@" in text else text)[:limit]
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -163,49 +168,61 @@ def _metric_value(v: float) -> float:
 
 @dataclass
 class RunLog:
-    """A run being written: buffers nothing itself, but sends metrics, params and tags together
-    in as few ``log_batch`` calls as MLflow's limits allow."""
+    """A run being written. Metrics, params and tags queue up and go to the store together:
+    ``flush`` sends them in as few ``log_batch`` calls as MLflow's limits allow; ``finish``
+    also closes the run, in a single transaction on a database store."""
 
     uri: str
     run_id: str
     sent_epochs: int = 0
+    pending_metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     pending_params: dict[str, str] = field(default_factory=dict)
     pending_tags: dict[str, str] = field(default_factory=dict)
+    any_sent: bool = False  # metrics already in the store (then finish goes through MLflow's API)
+
+    def queue_epochs(self, first_epoch: int, metrics: Mapping[str, list[float]]) -> None:
+        """Queue per-epoch metrics (``step=epoch``)."""
+        for key, values in metrics.items():
+            self.pending_metrics.setdefault(key, []).extend(
+                (first_epoch + i, float(v)) for i, v in enumerate(values))
+        if metrics:
+            self.sent_epochs = max(self.sent_epochs, first_epoch + max(len(v) for v in metrics.values()))
 
     def log_epochs(self, first_epoch: int, metrics: Mapping[str, list[float]]) -> None:
-        """Send per-epoch metrics (``step=epoch``) plus any pending params/tags."""
+        """Queue per-epoch metrics and send everything pending now (live progress in the UI)."""
+        self.queue_epochs(first_epoch, metrics)
+        self.flush()
+
+    def add(self, params: Optional[Mapping[str, Any]] = None, tags: Optional[Mapping[str, Any]] = None) -> None:
+        """Queue params and tags for the next ``flush``/``finish``."""
+        for k, v in (params or {}).items():
+            self.pending_params[k] = _clean(v, MAX_PARAM_VALUE)
+        for k, v in (tags or {}).items():
+            self.pending_tags[k] = _clean(v, MAX_TAG_VALUE)
+
+    def flush(self) -> None:
+        """Send everything pending through ``log_batch``, filling each request to the limits."""
         from mlflow.entities import Metric, Param, RunTag
 
         ts = _now_ms()
-        ms = [
-            Metric(key, _metric_value(float(v)), ts, first_epoch + i)
-            for key, values in metrics.items()
-            for i, v in enumerate(values)
-        ]
+        ms = [Metric(k, _metric_value(v), ts, step) for k, rows in self.pending_metrics.items() for step, v in rows]
         ps = [Param(k, v) for k, v in self.pending_params.items()]
-        ts_ = [RunTag(k, v) for k, v in self.pending_tags.items()]
-        self.pending_params, self.pending_tags = {}, {}
+        tg = [RunTag(k, v) for k, v in self.pending_tags.items()]
+        self.pending_metrics, self.pending_params, self.pending_tags = {}, {}, {}
+        self.any_sent = self.any_sent or bool(ms)
         c = client(self.uri)
-        # Fill each request up to the limits: 1000 entities, of which at most 100 params+tags.
-        while ms or ps or ts_:
+        while ms or ps or tg:  # at most 1000 entities per request, of which 100 params+tags
             p_n = min(len(ps), MAX_PARAMS_TAGS_PER_BATCH)
-            t_n = min(len(ts_), MAX_PARAMS_TAGS_PER_BATCH - p_n)
+            t_n = min(len(tg), MAX_PARAMS_TAGS_PER_BATCH - p_n)
             m_n = min(len(ms), MAX_METRICS_PER_BATCH - p_n - t_n)
-            c.log_batch(self.run_id, metrics=ms[:m_n], params=ps[:p_n], tags=ts_[:t_n], synchronous=True)
-            ms, ps, ts_ = ms[m_n:], ps[p_n:], ts_[t_n:]
-        if metrics:
-            self.sent_epochs = first_epoch + max(len(v) for v in metrics.values())
+            c.log_batch(self.run_id, metrics=ms[:m_n], params=ps[:p_n], tags=tg[:t_n], synchronous=True)
+            ms, ps, tg = ms[m_n:], ps[p_n:], tg[t_n:]
 
-    def add(self, params: Optional[Mapping[str, Any]] = None, tags: Optional[Mapping[str, Any]] = None) -> None:
-        """Queue params and tags for the next ``log_epochs``/``flush``."""
-        for k, v in (params or {}).items():
-            self.pending_params[k] = str(v)[:MAX_PARAM_VALUE]
-        for k, v in (tags or {}).items():
-            self.pending_tags[k] = str(v)[:MAX_TAG_VALUE]
-
-    def flush(self) -> None:
-        if self.pending_params or self.pending_tags:
-            self.log_epochs(self.sent_epochs, {})
+    def finish(self, status: str) -> None:
+        """Write what is pending and set the run's final status."""
+        if self.any_sent or not _finish_in_one_transaction(self, status):
+            self.flush()
+            client(self.uri).set_terminated(self.run_id, status=status)
 
     def log_artifacts(self, files: Iterable[Path], artifact_path: Optional[str] = None) -> None:
         c = client(self.uri)
@@ -215,6 +232,54 @@ class RunLog:
 
     def log_text(self, text: str, artifact_file: str) -> None:
         client(self.uri).log_text(self.run_id, text, artifact_file)
+
+
+def _finish_in_one_transaction(rl: RunLog, status: str) -> bool:
+    """On a database store, write a run's metrics, params, tags and final status in one
+    transaction through MLflow's own table models: MLflow's ``log_batch`` builds an ORM object
+    per value and costs ~0.1 s per 1000 metrics, which would dominate a sweep of tiny loops.
+    Only for a run none of whose metrics are stored yet (so latest_metrics can be inserted).
+    Returns False where it does not apply, and the caller goes through MLflow's API."""
+    store = client(rl.uri)._tracking_client.store
+    if not hasattr(store, "ManagedSessionMaker") or os.environ.get("SWEEPS_PLAIN_LOGGING"):
+        return False
+    try:
+        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
+        from sqlalchemy import delete, insert, update
+    except ImportError:
+        return False
+    ts = _now_ms()
+    metrics, latest = [], []
+    for key, rows in rl.pending_metrics.items():
+        by_step = dict(rows)  # one value per step, the last one logged
+        new = []
+        for step, v in by_step.items():
+            nan = math.isnan(v)
+            new.append({"run_uuid": rl.run_id, "key": key, "value": 0.0 if nan else _metric_value(v),
+                        "timestamp": ts, "step": step, "is_nan": nan})
+        metrics += new
+        if new:  # MLflow's latest value of a key is the one at its highest step
+            latest.append(max(new, key=lambda m: m["step"]))
+    with store.ManagedSessionMaker(read_only=False) as session:
+        run = session.get(SqlRun, rl.run_id)
+        if run is None or run.status != "RUNNING":
+            return False
+        if metrics:
+            session.execute(insert(SqlMetric.__table__), metrics)
+            session.execute(insert(SqlLatestMetric.__table__), latest)
+        if rl.pending_params:
+            session.execute(insert(SqlParam.__table__), [
+                {"run_uuid": rl.run_id, "key": k, "value": v} for k, v in rl.pending_params.items()])
+        if rl.pending_tags:
+            table = SqlTag.__table__
+            session.execute(delete(table).where(table.c.run_uuid == rl.run_id,
+                                                table.c.key.in_(list(rl.pending_tags))))
+            session.execute(insert(table), [
+                {"run_uuid": rl.run_id, "key": k, "value": v} for k, v in rl.pending_tags.items()])
+        session.execute(update(SqlRun.__table__).where(SqlRun.__table__.c.run_uuid == rl.run_id)
+                        .values(status=status, end_time=ts))
+    rl.pending_metrics, rl.pending_params, rl.pending_tags = {}, {}, {}
+    return True
 
 
 def params_for(flat_config: Mapping[str, Any]) -> dict[str, str]:
@@ -229,7 +294,8 @@ def run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
     error as a tag and the traceback as an artifact, and the exception propagates; on
     KeyboardInterrupt it is KILLED. Pending params/tags are always flushed."""
     c = client(uri)
-    created = c.create_run(exp_id, tags={k: str(v) for k, v in tags.items()}, run_name=name)
+    created = c.create_run(exp_id, tags={k: _clean(v, MAX_TAG_VALUE) for k, v in tags.items()},
+                           run_name=scrub(name))
     rl = RunLog(uri, created.info.run_id)
     rl.add(params=params)
     status = "FINISHED"
@@ -248,10 +314,7 @@ def run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
             log.warning("could not store the traceback of run %s", rl.run_id)
         raise
     finally:
-        try:
-            rl.flush()
-        finally:
-            c.set_terminated(rl.run_id, status=status)
+        rl.finish(status)
 
 
 def start_parent(uri: str, exp_id: str, name: str, tags: Mapping[str, Any]) -> str:

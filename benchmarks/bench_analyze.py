@@ -1,0 +1,92 @@
+"""Labelling an existing experiment: 1,000 runs x 200 epochs, two loss keys, no labels yet.
+
+    python benchmarks/bench_analyze.py [--runs 1000] [--epochs 200] [--repeat 3]
+
+Builds the experiment once in a temporary SQLite store (not timed), then times
+`sweeps-analyze --relabel` end to end in-process (read, label, tag, CSV, plots, artifacts),
+and prints the median with each stage's share. Target: under 10 s on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def populate(uri: str, runs: int, epochs: int) -> None:
+    """Runs with the shapes the symptom table names, logged as another tool would:
+    params and two loss keys, no sweeps tags."""
+    from sweeps import tracking
+
+    rng = np.random.default_rng(0)
+    exp = tracking.experiment_id(uri, "bench", None)
+    t = np.arange(epochs)
+    for i in range(runs):
+        kind = i % 5
+        lr = [0.001, 0.01, 0.1, 1.0][i % 4]
+        noise = [0.0, 0.5, 2.0][i % 3]
+        floor = noise**2 + 0.01
+        if kind == 0:  # healthy
+            train = floor + np.exp(-t / 20)
+            val = floor * 1.1 + np.exp(-t / 20)
+        elif kind == 1:  # stalled
+            train = floor + 1 - 0.001 * t
+            val = train * 1.05
+        elif kind == 2:  # oscillating
+            train = floor + 0.5 + 0.4 * np.sin(t * 2.5) * (1 + t / epochs)
+            val = train * 1.1
+        elif kind == 3:  # overfitting
+            train = floor + np.exp(-t / 30)
+            val = floor + np.exp(-t / 30) + 0.002 * np.maximum(0, t - 40)
+        else:  # diverged
+            train = np.exp(t / 10)
+            train[train > 1e30] = math.inf
+            val = train * 1.2
+        train = train * (1 + 0.01 * rng.standard_normal(epochs))
+        with tracking.run(uri, exp, f"run-{i}", {}, {"optimizer": ["sgd", "adam"][i % 2],
+                                                  "optimizer.lr": lr, "data.noise": noise}) as rl:
+            rl.queue_epochs(0, {"train_loss": train.tolist(), "val_loss": val.tolist()})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--epochs", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    from sweeps import analyze
+
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        t0 = time.perf_counter()
+        populate(uri, args.runs, args.epochs)
+        print(f"populated {args.runs} runs x {args.epochs} epochs in {time.perf_counter() - t0:.1f} s")
+        times = []
+        for i in range(args.repeat):
+            stages = {}
+            t = time.perf_counter()
+            a = analyze.analyse(uri, "bench", relabel=True, output_root=str(Path(tmp) / "out"))
+            stages["read+label+tag"] = time.perf_counter() - t
+            t2 = time.perf_counter()
+            analyze.write_outputs(a, uri, plots=True)
+            stages["csv+plots+artifacts"] = time.perf_counter() - t2
+            total = time.perf_counter() - t
+            times.append(total)
+            counts = a.runs["symptom"].value_counts().to_dict()
+            print(f"run {i + 1}: {total:.2f} s  " + "  ".join(f"{k} {v:.2f} s" for k, v in stages.items())
+                  + f"  labels {counts}")
+        med = statistics.median(times)
+        print(f"median {med:.2f} s for {args.runs} runs ({1000 * med / args.runs:.1f} ms/run); "
+              f"target < 10 s: {'met' if med < 10 else 'NOT met'}")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

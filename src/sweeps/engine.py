@@ -1,0 +1,335 @@
+"""Train many configs at once as one batched tensor program: every parameter, gradient and
+optimizer state gets a leading run dimension, so N runs cost about as many tensor ops as one.
+Run by run the numbers follow ``sweeps.loop.train`` (the reference; tests/test_engine.py).
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any, Hashable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from sweeps.config import ConfigError, validate
+from sweeps.data import make_data
+from sweeps.loop import LINEAR_METRICS, METRICS, History, lr_at, plain, resolve_device
+from sweeps.model import build_model
+
+# Optimizers the engine implements, by the update rule they share (momentum is SGD + 0.9).
+FAMILY = {"sgd": "sgd", "momentum": "sgd", "adam": "adam", "rmsprop": "rmsprop"}
+MODELS = ("linear", "poly", "mlp")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+STOP_REASONS = ("completed", "non_finite", "early_stop")  # codes 0, 1, 2 on the device
+
+
+# --- which configs can run here, and together ---------------------------------------------------
+
+
+def unsupported(cfg: Any) -> Optional[str]:
+    """Why ``cfg`` cannot be trained by the engine (one line), or None when it can.
+
+    A config that fails validation or names a missing device is unsupported, so the caller
+    runs it the sequential way, which reports the problem as it always does.
+    """
+    try:
+        if hasattr(cfg, "__getitem__") and not isinstance(cfg, SimpleNamespace):
+            validate(cfg)
+        p = plain(cfg)
+        resolve_device(p.train.device)
+        lr_at(0, p.optimizer.lr, p.train)
+    except (ConfigError, KeyError, AttributeError, TypeError) as err:
+        return str(err) or type(err).__name__
+    if p.model.name not in MODELS:
+        return f"model.name={p.model.name!r}: the engine runs {list(MODELS)}"
+    if p.optimizer.name not in FAMILY:
+        return f"optimizer.name={p.optimizer.name!r}: the engine runs {sorted(FAMILY)}"
+    if p.train.dtype not in DTYPES:
+        return f"train.dtype={p.train.dtype!r}: the engine runs {sorted(DTYPES)}"
+    return None
+
+
+def can_batch(cfg: Any) -> bool:
+    """True when the engine can train ``cfg`` (see ``unsupported`` for why not)."""
+    return unsupported(cfg) is None
+
+
+def group_key(cfg: Any, device: Any = None) -> Hashable:
+    """Configs with equal keys share one batched program: the same tensor shapes (model,
+    data sizes), update rule, number of epochs, device and dtype. Everything else (learning
+    rate and schedule, optimizer settings, zero_grad, clipping, early stopping, seeds, noise)
+    is a per-run tensor."""
+    p = plain(cfg)
+    m = p.model
+    shape = {"linear": (), "poly": (m.degree,), "mlp": (m.hidden, m.layers)}[m.name]
+    dev = str(torch.device(device) if device is not None else resolve_device(p.train.device))
+    return (m.name, shape, FAMILY[p.optimizer.name], p.train.epochs, p.data.n_train,
+            p.data.n_val, dev, p.train.dtype)
+
+
+def train_batch(cfgs: Sequence[Any], device: Any = None) -> list[History]:
+    """Train every config, batching those with equal ``group_key``; one History per config,
+    in order, as ``sweeps.loop.train`` would return it.
+
+    Args:
+        cfgs: composed configs (or anything with ``data``/``model``/``optimizer``/``train``).
+        device: run everything here instead of each config's ``train.device``.
+
+    Raises:
+        ConfigError: a config the engine cannot train (the message says why).
+    """
+    plains = [plain(c) for c in cfgs]
+    groups: dict[Hashable, list[int]] = {}
+    for i, (c, p) in enumerate(zip(cfgs, plains)):
+        why = unsupported(c)
+        if why is not None:
+            raise ConfigError(f"config {i} cannot be batched: {why}")
+        groups.setdefault(group_key(p, device), []).append(i)
+    out: list[Optional[History]] = [None] * len(cfgs)
+    for key, idx in groups.items():
+        for i, h in zip(idx, _train_group([plains[i] for i in idx], torch.device(key[-2]))):
+            out[i] = h
+    return out  # type: ignore[return-value]
+
+
+# --- the batched program --------------------------------------------------------------------------
+
+
+def _col(values: Sequence[float], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Per-run numbers as an (N,) tensor, rounded from float64 as a Python scalar would be."""
+    return torch.tensor(list(values), dtype=torch.float64).to(device=device, dtype=dtype)
+
+
+def _per_run(v: Tensor, like: Tensor) -> Tensor:
+    """View an (N,) tensor so it broadcasts over a (N, ...) parameter."""
+    return v.view(v.shape[0], *([1] * (like.dim() - 1)))
+
+
+def _where(mask: Tensor, new: Sequence[Tensor], old: Sequence[Tensor]) -> list[Tensor]:
+    return [torch.where(_per_run(mask, n), n, o) for n, o in zip(new, old)]
+
+
+def _init_params(runs: Sequence[SimpleNamespace], dtype: torch.dtype, device: torch.device) -> list[Tensor]:
+    """Each run's initial parameters, built exactly as the loop builds them, stacked on dim 0."""
+    per_run = []
+    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG as it was
+        for r in runs:
+            torch.manual_seed(r.train.seed)
+            per_run.append([t.detach().to(dtype) for t in build_model(r.model).parameters()])
+    return [torch.stack(ts).to(device) for ts in zip(*per_run)]
+
+
+def _affine(params: Sequence[Tensor], feats: Tensor) -> Tensor:
+    """One output unit on (N, n, d) features. Elementwise products and a sum over d, not bmm:
+    at these sizes a BLAS call costs more than it computes (and spins threads)."""
+    return (feats * params[0]).sum(dim=2, keepdim=True) + params[1].unsqueeze(1)
+
+
+def _forward(kind: str, params: Sequence[Tensor], x: Tensor, powers: Optional[Tensor]) -> Tensor:
+    """Batched model output (N, n, 1). Parameters are nn.Linear's (weight (N,out,in), bias (N,out))."""
+    if kind != "mlp":
+        return _affine(params, x.pow(powers) if kind == "poly" else x)
+    h = x
+    last = len(params) // 2 - 1
+    for i in range(last + 1):
+        w, b = params[2 * i], params[2 * i + 1]
+        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        if i < last:
+            h = torch.tanh(h)
+    return h
+
+
+def _mse(pred: Tensor, y: Tensor) -> Tensor:
+    return (pred - y).pow(2).mean(dim=(1, 2))
+
+
+def _loss_and_grads(kind: str, params: list[Tensor], x: Tensor, y: Tensor,
+                    powers: Optional[Tensor]) -> tuple[Tensor, list[Tensor]]:
+    """Per-run training loss (N,) and its gradients. The affine models (linear, poly) use the
+    closed form of nn.Linear + MSELoss backward (fewer ops); the MLP uses autograd, where
+    summing the per-run losses keeps each run's gradient its own."""
+    if kind != "mlp":
+        feats = x.pow(powers) if kind == "poly" else x
+        diff = _affine(params, feats) - y
+        go = diff * (2.0 / y.shape[1])  # dMSE/dpred
+        grad_w = (go * feats).sum(dim=1, keepdim=True)  # (N, 1, d), as weight
+        return diff.pow(2).mean(dim=(1, 2)), [grad_w, go.sum(dim=1)]
+    leaves = [p.detach().requires_grad_(True) for p in params]
+    with torch.enable_grad():
+        loss = _mse(_forward(kind, leaves, x, powers), y)
+        grads = torch.autograd.grad(loss, leaves, grad_outputs=torch.ones_like(loss))
+    return loss.detach(), list(grads)
+
+
+def _momentum_buffer(buf: Tensor, d: Tensor, m: Tensor, has_m: Optional[Tensor]) -> Tensor:
+    """torch's ``buf = m * buf + d`` (``buf = d`` on the first step: buf starts at 0)."""
+    new = _per_run(m, d) * buf + d
+    return new if has_m is None else torch.where(_per_run(has_m, d), new, d)
+
+
+class _Optimizer:
+    """torch.optim's SGD / Adam / RMSprop single-tensor updates with per-run hyperparameters.
+    Scalars are rounded to the dtype the way torch rounds a Python scalar (from float64)."""
+
+    def __init__(self, family: str, runs: Sequence[SimpleNamespace], params: Sequence[Tensor],
+                 lr64: Tensor, dtype: torch.dtype, device: torch.device) -> None:
+        opts = [r.optimizer for r in runs]
+        col = lambda vals: _col(vals, dtype, device)  # noqa: E731
+        zeros = lambda: [torch.zeros_like(p) for p in params]  # noqa: E731
+        self.family = family
+        self.wd = col([o.weight_decay for o in opts])
+        self.any_wd = any(o.weight_decay != 0 for o in opts)
+        self.state: dict[str, list[Tensor]] = {}
+        self.use_m = False
+        if family in ("sgd", "rmsprop"):
+            mom = [(o.momentum or 0.9) if o.name == "momentum" else o.momentum for o in opts]
+            self.m = col(mom)
+            self.use_m = any(v > 0 for v in mom)
+            # torch keeps no buffer for momentum 0; with mixed runs those take the plain update
+            self.has_m = self.m > 0 if self.use_m and not all(v > 0 for v in mom) else None
+            if self.use_m:
+                self.state["momentum_buffer"] = zeros()
+        if family == "adam":
+            b1 = torch.tensor([o.beta1 for o in opts], dtype=torch.float64)
+            b2 = torch.tensor([o.beta2 for o in opts], dtype=torch.float64)
+            steps = torch.arange(1, lr64.shape[0] + 1, dtype=torch.float64).unsqueeze(1)
+            # torch computes these per step as Python floats: lr / (1 - b1^t), (1 - b2^t)^0.5
+            self.step_size = (lr64 / (1 - b1**steps)).to(device=device, dtype=dtype)
+            self.bc2_sqrt = (1 - b2**steps).sqrt().to(device=device, dtype=dtype)
+            self.one_minus_b1, self.b2 = col((1 - b1).tolist()), col(b2.tolist())
+            self.one_minus_b2 = col((1 - b2).tolist())
+            self.eps = col([o.eps for o in opts])
+            self.state.update(exp_avg=zeros(), exp_avg_sq=zeros())
+        if family == "rmsprop":
+            self.alpha = col([o.alpha for o in opts])
+            self.one_minus_alpha = col([1 - o.alpha for o in opts])
+            self.eps = col([o.eps for o in opts])
+            self.state["square_avg"] = zeros()
+
+    def step(self, params: list[Tensor], grads: list[Tensor], lr: Tensor, epoch: int
+             ) -> tuple[list[Tensor], dict[str, list[Tensor]]]:
+        """New parameters and optimizer state after one step (nothing is updated in place)."""
+        new_params: list[Tensor] = []
+        new_state: dict[str, list[Tensor]] = {k: [] for k in self.state}
+        for i, (p, g) in enumerate(zip(params, grads)):
+            d = g + _per_run(self.wd, p) * p if self.any_wd else g  # L2 penalty, not in .grad
+            if self.family == "sgd":
+                if self.use_m:
+                    d = _momentum_buffer(self.state["momentum_buffer"][i], d, self.m, self.has_m)
+                    new_state["momentum_buffer"].append(d)
+                new_params.append(p - _per_run(lr, p) * d)
+            elif self.family == "adam":
+                m = torch.lerp(self.state["exp_avg"][i], d, _per_run(self.one_minus_b1, d))
+                v = _per_run(self.b2, d) * self.state["exp_avg_sq"][i] \
+                    + _per_run(self.one_minus_b2, d) * d * d
+                denom = v.sqrt() / _per_run(self.bc2_sqrt[epoch], v) + _per_run(self.eps, v)
+                new_params.append(p - _per_run(self.step_size[epoch], p) * (m / denom))
+                new_state["exp_avg"].append(m)
+                new_state["exp_avg_sq"].append(v)
+            else:  # rmsprop
+                sq = _per_run(self.alpha, d) * self.state["square_avg"][i] \
+                    + _per_run(self.one_minus_alpha, d) * d * d
+                scaled = d / (sq.sqrt() + _per_run(self.eps, sq))
+                if self.use_m:
+                    scaled = _momentum_buffer(self.state["momentum_buffer"][i], scaled, self.m,
+                                              self.has_m)
+                    new_state["momentum_buffer"].append(scaled)
+                new_state["square_avg"].append(sq)
+                new_params.append(p - _per_run(lr, p) * scaled)
+        return new_params, new_state
+
+
+def _stack_data(runs: Sequence[SimpleNamespace], dtype: torch.dtype, device: torch.device
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    sets = [make_data(r.data, r.train.seed, dtype) for r in runs]
+    return tuple(torch.stack([getattr(s, k) for s in sets]).to(device)  # type: ignore[return-value]
+                 for k in ("x_train", "y_train", "x_val", "y_val"))
+
+
+def _train_group(runs: Sequence[SimpleNamespace], device: torch.device) -> list[History]:
+    """One batched program for runs of one group (see ``group_key``)."""
+    start = time.perf_counter()
+    n_runs, tc = len(runs), runs[0].train
+    epochs, kind, dtype = tc.epochs, runs[0].model.name, DTYPES[tc.dtype]
+    x_tr, y_tr, x_va, y_va = _stack_data(runs, dtype, device)
+    powers = torch.arange(1, runs[0].model.degree + 1, device=device).to(dtype) if kind == "poly" else None
+    params = _init_params(runs, dtype, device)
+
+    # Learning rates are pure functions of the epoch: one table, built before the loop.
+    lr64 = torch.tensor([[lr_at(e, r.optimizer.lr, r.train) for r in runs] for e in range(epochs)],
+                        dtype=torch.float64)
+    lr = lr64.to(device=device, dtype=dtype)
+    opt = _Optimizer(FAMILY[runs[0].optimizer.name], runs, params, lr64, dtype, device)
+    zero_grad = torch.tensor([r.train.zero_grad for r in runs], device=device)
+    all_zero = bool(zero_grad.all())
+    none_zero = not bool(zero_grad.any())
+    max_norm = _col([r.train.clip_grad_norm if r.train.clip_grad_norm is not None else float("inf")
+                     for r in runs], dtype, device)
+    early = [r.train.early_stop for r in runs]
+    if any(early):
+        early_on = torch.tensor(early, device=device)
+        patience = torch.tensor([r.train.patience for r in runs], device=device)
+        best = torch.full((n_runs,), float("inf"), dtype=dtype, device=device)
+        since = torch.zeros(n_runs, dtype=torch.long, device=device)
+
+    acc = [torch.zeros_like(p) for p in params]  # .grad, which accumulates unless zero_grad
+    alive = torch.ones(n_runs, dtype=torch.bool, device=device)
+    reason = torch.zeros(n_runs, dtype=torch.long, device=device)
+    rows, alive_rows = [], []
+    sync_every = 1 if device.type == "cpu" else 25  # a host sync per epoch is free only on CPU
+    for epoch in range(epochs):
+        loss, grads = _loss_and_grads(kind, params, x_tr, y_tr, powers)
+        if all_zero:
+            new_acc = grads
+        elif none_zero:
+            new_acc = [a + g for a, g in zip(acc, grads)]
+        else:
+            new_acc = [torch.where(_per_run(zero_grad, g), g, a + g) for a, g in zip(acc, grads)]
+        # clip_grad_norm_: total 2-norm over the run's parameters, then scale by
+        # min(max_norm / (norm + 1e-6), 1) -- always multiplied, as torch does.
+        norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(a.flatten(1), dim=1) for a in new_acc]), dim=0)
+        coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+        new_acc = [a * _per_run(coef, a) for a in new_acc]
+        new_params, new_state = opt.step(params, new_acc, lr[epoch], epoch)
+
+        # A run that stopped keeps its numbers frozen: its slots are never written again.
+        params = _where(alive, new_params, params)
+        acc = _where(alive, new_acc, acc)
+        opt.state = {k: _where(alive, new_state[k], opt.state[k]) for k in opt.state}
+
+        with torch.no_grad():
+            val = _mse(_forward(kind, params, x_va, powers), y_va)
+        row = [loss, val, norm, lr[epoch]]
+        if kind == "linear":
+            row += [params[0].view(n_runs), params[1].view(n_runs)]
+        rows.append(torch.stack(row))
+        alive_rows.append(alive)
+
+        finite = torch.isfinite(loss) & torch.isfinite(val)
+        stop = alive & ~finite
+        reason = torch.where(stop, 1, reason)
+        if any(early):
+            better = val < best
+            best = torch.where(better, val, best)
+            since = torch.where(better, 0, since + 1)
+            stop_early = alive & finite & early_on & (since >= patience)
+            reason = torch.where(stop_early, 2, reason)
+            stop = stop | stop_early
+        alive = alive & ~stop
+        if epoch % sync_every == sync_every - 1 and not bool(alive.any()):
+            break
+
+    block = torch.stack(rows).cpu().double()  # (epochs run, metrics, runs): one copy to the host
+    counts = torch.stack(alive_rows).sum(dim=0).tolist()
+    reasons = reason.tolist()
+    names = METRICS + (LINEAR_METRICS if kind == "linear" else ())
+    share = (time.perf_counter() - start) / n_runs
+    out = []
+    for r in range(n_runs):
+        cols = block[: counts[r], :, r]
+        metrics = {k: cols[:, j].tolist() for j, k in enumerate(names)}
+        out.append(History(metrics=metrics, epochs=epochs, stop_reason=STOP_REASONS[reasons[r]],
+                           device=str(device), seconds=share))
+    return out

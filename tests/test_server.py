@@ -1,0 +1,166 @@
+"""Slow end-to-end: sweeps against a real team tracking server (``mlflow server`` on PostgreSQL,
+artifacts proxied by the server), and a server that goes away mid-sweep. The store is read back
+only through the server's HTTP API, as from another machine: no shared disk."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import run_cli
+from servers import Postgres, mlflow_server, pg_bin_dir, postgres, start_mlflow_server
+
+pytestmark = pytest.mark.slow
+
+SYMPTOMS = {"healthy", "diverged", "stalled", "oscillating", "overfitting"}
+
+
+@pytest.fixture
+def pg() -> Postgres:
+    bin_dir = pg_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin; "
+                    "`apt-get install postgresql` (as .ci/run does) to run this test")
+    with postgres(bin_dir) as db:
+        yield db
+
+
+def _sweep_runs(c: MlflowClient, experiment: str):
+    exp = c.get_experiment_by_name(experiment)
+    assert exp is not None, f"no experiment {experiment!r}"
+    runs = c.search_runs([exp.experiment_id], max_results=1000)
+    by_role = lambda role: [r for r in runs if r.data.tags.get("sweeps.role") == role]  # noqa: E731
+    return exp, by_role("parent"), by_role("child")
+
+
+def test_parallel_sweep_against_postgres_server(pg, tmp_path):
+    artifacts = tmp_path / "server-artifacts"
+    out = tmp_path / "out"
+    with mlflow_server(pg.uri, artifacts, tmp_path / "server.log") as server:
+        t0 = time.perf_counter()
+        proc = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer=sgd,adam",
+                        "optimizer.lr=0.01,1.0", "train.epochs=30", f"tracking.uri={server.uri}",
+                        f"paths.output_dir={out}"], tmp_path)
+        sweep_s = time.perf_counter() - t0
+        assert "4 jobs" in proc.stdout and "4 finished, 0 failed" in proc.stdout, proc.stdout
+        assert f"store: {server.uri} (experiment 'adhoc')" in proc.stdout
+
+        c = MlflowClient(server.uri)
+        exp, parents, kids = _sweep_runs(c, "adhoc")
+        assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+        assert len(kids) == 4 and all(r.info.status == "FINISHED" for r in kids)
+        assert {r.data.tags["mlflow.parentRunId"] for r in kids} == {parents[0].info.run_id}
+        assert {(r.data.params["optimizer"], float(r.data.params["optimizer.lr"])) for r in kids} == \
+            {(o, lr) for o in ("sgd", "adam") for lr in (0.01, 1.0)}
+        for r in kids:
+            assert r.data.tags["symptom"] in SYMPTOMS, r.data.tags
+            assert "tracking.uri" not in r.data.params  # where the store is never goes into it
+            hist = c.get_metric_history(r.info.run_id, "train_loss")
+            n = int(r.data.tags["sweeps.epochs_run"])
+            assert [m.step for m in sorted(hist, key=lambda m: m.step)] == list(range(n))
+            assert n == 30 or r.data.tags["sweeps.stop_reason"] == "non_finite"
+            assert len(c.get_metric_history(r.info.run_id, "val_loss")) == n
+
+        kid = kids[0]
+        assert {"config.yaml", "hydra"} <= {a.path for a in c.list_artifacts(kid.info.run_id)}
+        got = Path(c.download_artifacts(kid.info.run_id, "config.yaml", str(tmp_path / "dl")))
+        assert f"lr: {kid.data.params['optimizer.lr']}" in got.read_text()
+
+        t1 = time.perf_counter()
+        run_cli(["--tracking-uri", server.uri, "--output-root", str(tmp_path / "analysis")], tmp_path,
+                module="sweeps.analyze")
+        analyze_s = time.perf_counter() - t1
+        logged = {a.path for a in c.list_artifacts(parents[0].info.run_id, "analysis")}
+        assert "analysis/labels.csv" in logged
+        pngs = {p for p in logged if p.endswith(".png")}
+        assert {"analysis/loss_curves_linear.png", "analysis/symptom_map_linear.png"} <= pngs, logged
+        print(f"sweep {sweep_s:.1f} s, analyze {analyze_s:.1f} s")
+
+        # No shared disk: artifacts go through the server (mlflow-artifacts:/, proxied to
+        # --artifacts-destination), so a job on another machine can log them and anyone can fetch
+        # them. Nothing may land in the client's outputs folder.
+        if exp.artifact_location.startswith("file:"):
+            pytest.xfail(
+                "product gap (reported): tracking.experiment_id() creates the experiment with "
+                f"artifact_location={exp.artifact_location} on the client's disk, so with an http(s) "
+                "tracking URI artifacts bypass the server; pass artifact_location only for a local store")
+        assert exp.artifact_location.startswith("mlflow-artifacts:"), exp.artifact_location
+        assert not (out / "mlartifacts").exists()
+        assert list(artifacts.rglob(f"{kid.info.run_id}/artifacts/config.yaml"))
+        assert list(artifacts.rglob(f"{parents[0].info.run_id}/artifacts/analysis/labels.csv"))
+
+
+# --- the server goes away mid-sweep --------------------------------------------------------------
+
+# 8 grid points, each a few seconds of training: the server is stopped while the sweep runs.
+OUTAGE_GRID = ["-m", "optimizer=sgd,adam", "optimizer.lr=0.01,0.1", "train.zero_grad=true,false",
+               "train.epochs=6000", "tracking.flush_every_s=0.5"]
+OUTAGE_LIMIT_S = 60  # the CLI must give up within this, not hang on retries
+
+
+def _children(c: MlflowClient) -> list:
+    exp = c.get_experiment_by_name("adhoc")
+    if exp is None:
+        return []
+    return [r for r in c.search_runs([exp.experiment_id], max_results=1000)
+            if r.data.tags.get("sweeps.role") == "child"]
+
+
+def test_server_outage_fails_fast_and_relaunch_completes(tmp_path):
+    backend = f"sqlite:///{tmp_path / 'server.db'}"
+    artifacts, log = tmp_path / "server-artifacts", tmp_path / "server.log"
+    server = start_mlflow_server(backend, artifacts, log)
+    port = server.port
+    args = [*OUTAGE_GRID, f"tracking.uri={server.uri}", f"paths.output_dir={tmp_path / 'out'}"]
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "sweeps", *args], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        c = MlflowClient(server.uri)
+        end = time.monotonic() + 120
+        while not any(r.info.status == "FINISHED" for r in _children(c)):  # one done, the next training
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < end, "no run finished in 120 s"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        server.stop()
+        stopped = time.monotonic()
+        try:
+            out, err = proc.communicate(timeout=OUTAGE_LIMIT_S + 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"the CLI hung after the server stopped:\n{err[-3000:]}")
+        waited = time.monotonic() - stopped
+        assert waited < OUTAGE_LIMIT_S, f"took {waited:.0f} s to give up:\n{err[-3000:]}"
+        assert proc.returncode not in (0, None)
+        assert "Traceback" not in err, err[-5000:]
+        errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err[-3000:]
+        assert f"127.0.0.1:{port}" in errors[0], errors[0]
+
+        # Same port, same backend: the relaunch repairs what the dead CLI left RUNNING and runs
+        # only what did not finish.
+        server = start_mlflow_server(backend, artifacts, log, port=port)
+        c = MlflowClient(server.uri)
+        finished_before = sum(r.info.status == "FINISHED" for r in _children(c))
+        again = run_cli(args, tmp_path)
+        assert "0 failed" in again.stdout and f"{finished_before} skipped" in again.stdout, again.stdout
+        exp = c.get_experiment_by_name("adhoc")
+        runs = c.search_runs([exp.experiment_id], max_results=1000)
+        assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+        kids = [r for r in runs if r.data.tags.get("sweeps.role") == "child"]
+        done = Counter(r.data.tags["sweeps.config_hash"] for r in kids if r.info.status == "FINISHED")
+        assert len(done) == 8 and set(done.values()) == {1}, done
+        # what the failed launch left RUNNING (its parent at least) was marked KILLED
+        parents = [r for r in runs if r.data.tags.get("sweeps.role") == "parent"]
+        assert sorted(r.info.status for r in parents) == ["FINISHED", "KILLED"], \
+            [(r.info.run_name, r.info.status) for r in parents]
+    finally:
+        server.stop()

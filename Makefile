@@ -1,6 +1,7 @@
 # Two entry points, both usable on a fresh clone:
 #   make sweep   set up .venv and run the diagnostic sweep into outputs/
 #   make test    set up .venv and run the whole test suite (fast, then slow end-to-end)
+#   make docs    regenerate the README's pictures in docs/ from the diagnostic sweep
 # Bring your own torch build (CUDA, ROCm, ...) with TORCH=..., e.g. make sweep TORCH=torch==2.14.1,
 # or install it into .venv first: a torch already importable there is kept.
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup sweep test test-fast test-slow bench clean
+.PHONY: setup sweep test test-fast docs bench clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +28,19 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q
+
+# The README's pictures, regenerated from the current code by the diagnostic sweep.
+docs: setup
+	rm -rf outputs/docs
+	$(BIN)/sweeps sweep=diagnostic paths.output_dir=outputs/docs
+	for f in symptom_map_linear.png symptom_map_poly.png loss_curves_linear.png loss_curves_poly.png \
+	         overfitting.png fitted_line.png fitted_line.gif; do \
+	  cp outputs/docs/diagnostic/analysis/$$f docs/$$f; done
+
+# Speed: whole sweeps side by side (see benchmarks/README.md).
+bench: setup
+	$(BIN)/python benchmarks/bench_sweeps.py
+	$(BIN)/python benchmarks/bench_analyze.py
 
 clean:
 	rm -rf outputs multirun

@@ -50,7 +50,11 @@ def cli(tmp_path):
     """Run the real ``sweeps`` CLI with every output under tmp_path."""
 
     def _run(*args: str, check: bool = True, env: dict | None = None):
-        return run_cli([*args, f"paths.output_dir={tmp_path / 'out'}"], tmp_path, check=check, env=env)
+        # comparison plots at the end of each sweep cost seconds; tests that want them say so
+        flags = [a for a in args if a.startswith("-")]
+        rest = [a for a in args if not a.startswith("-")]
+        return run_cli([*flags, "sweep.plots=false", *rest, f"paths.output_dir={tmp_path / 'out'}"],
+                       tmp_path, check=check, env=env)
 
     _run.store = tmp_path / "out" / "mlflow.db"
     _run.uri = f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}"

@@ -4,6 +4,8 @@ MLflow's client."""
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +24,7 @@ def _runs(uri: str, experiment: str):
 
 
 def test_multirun_records_one_child_per_grid_point(cli):
-    proc = cli(*GRID)
+    proc = cli(*GRID, "sweep.plots=true")
     c, runs = _runs(cli.uri, "adhoc")
     parents = [r for r in runs if r.data.tags.get("sweeps.role") == "parent"]
     kids = [r for r in runs if r.data.tags.get("sweeps.role") == "child"]
@@ -57,6 +59,23 @@ def test_multirun_records_one_child_per_grid_point(cli):
     names = {a.path for a in c.list_artifacts(kids[0].info.run_id)}
     assert {"config.yaml", "hydra"} <= names
     assert "8 jobs" in proc.stdout and "mlflow ui --backend-store-uri sqlite:///" in proc.stdout
+    # the summary table: a row per symptom with an example run, the best healthy run, the plots
+    lines = proc.stdout.splitlines()
+    table = lines[lines.index("  symptom       runs  example") + 1:]
+    rows = {ln.split()[0]: ln for ln in table if ln.startswith("  ") and ln.split()[0] in
+            ("healthy", "diverged", "stalled", "oscillating", "overfitting")}
+    labels = Counter(r.data.tags["symptom"] for r in kids)
+    assert {k: int(v.split()[1]) for k, v in rows.items()} == dict(labels)
+    assert "best healthy run: " in proc.stdout
+    plot_dir = cli.store.parent / "adhoc" / "analysis"
+    assert f"plots: {plot_dir}" in proc.stdout
+    assert (plot_dir / "symptom_map_linear.png").is_file()
+    assert "analysis/symptom_map_linear.png" in {a.path for a in c.list_artifacts(parent.info.run_id, "analysis")}
+    # progress, as plain lines when stderr is not a terminal
+    progress = [ln for ln in proc.stderr.splitlines() if ln.startswith("progress: ")]
+    assert progress, proc.stderr
+    done = [int(re.match(r"progress: (\d+)/8 done, \d+ failed, \d+ skipped", ln).group(1)) for ln in progress]
+    assert done == sorted(done) and all(1 <= d <= 8 for d in done)
 
 
 def test_single_run_and_store_location(cli):

@@ -166,8 +166,10 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
 # --- outputs -----------------------------------------------------------------------------------
 
 
-def write_outputs(a: Analysis, uri: str, plots: bool = True, run: Optional[str] = None) -> list[Path]:
-    """CSV and plots into ``a.output_dir``; logged as artifacts of the sweep's parent run."""
+def write_outputs(a: Analysis, uri: str, plots: bool = True, run: Optional[str] = None,
+                  parent_id: Optional[str] = None) -> list[Path]:
+    """CSV and plots into ``a.output_dir``; logged as artifacts of the sweep's parent run
+    (``parent_id``, else the experiment's latest)."""
     a.output_dir.mkdir(parents=True, exist_ok=True)
     cols = ["run_id", "name", "status", "model", "optimizer", "lr", "noise", "zero_grad", "symptom",
             "fix", "final_train_loss", "final_val_loss", "epochs_run"]
@@ -175,8 +177,7 @@ def write_outputs(a: Analysis, uri: str, plots: bool = True, run: Optional[str] 
     a.runs[cols].to_csv(files[0], index=False)
     if plots and not a.runs.empty:
         files += _plots(a, uri, run)
-    parent = _parent_run(uri, a.experiment_id)
-    tracking.log_dir(uri, parent, a.output_dir, "analysis")
+    tracking.log_dir(uri, parent_id or _parent_run(uri, a.experiment_id), a.output_dir, "analysis")
     return files
 
 
@@ -285,7 +286,7 @@ def verify_fixes(a: Analysis, uri: str) -> pd.DataFrame:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from sweeps.app import execute
+    from sweeps.app import apply_fix, execute
     from sweeps.cli import config_dir
     from sweeps.config import register_configs
 
@@ -302,9 +303,8 @@ def verify_fixes(a: Analysis, uri: str) -> pd.DataFrame:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             for _, r in todo.iterrows():
                 fix = r.fix.split()[0]
-                key = fix.split("=", 1)[0]
-                overrides = [o for o in r.overrides.split() if o.split("=", 1)[0].lstrip("+~") != key]
-                overrides += [fix, f"tracking.uri={uri}", f"tracking.experiment={a.experiment}"]
+                overrides = apply_fix(r.overrides.split(), fix)
+                overrides += [f"tracking.uri={uri}", f"tracking.experiment={a.experiment}"]
                 cfg = compose("config", overrides=overrides)
                 outcome = execute(cfg, overrides, parent={"run_id": parent, "experiment_id": a.experiment_id},
                                   extra_tags={"sweeps.fixes": r.run_id, "sweeps.fix": fix})

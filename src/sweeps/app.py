@@ -20,11 +20,11 @@ from sweeps import tracking
 from sweeps.config import config_hash, flatten, training_config, validate
 from sweeps.diagnose import diagnose
 from sweeps.loop import History, resolve_device, train
+from sweeps.progress import mark_job, read_marks
 
 log = logging.getLogger(__name__)
 
 PARENT_FILE = ".sweeps/parent.json"  # under the sweep dir: how each job finds its parent run
-SKIPPED_DIR = ".sweeps/skipped"  # one marker per job skipped because it had finished before
 
 # The four sweep axes, in the order run names show them.
 AXES = ("optimizer.name", "optimizer.lr", "data.noise", "train.zero_grad")
@@ -67,15 +67,12 @@ def find_parent(sweep_dir: Optional[str]) -> Optional[dict[str, Any]]:
 
 
 def mark_skipped(sweep_dir: str, job_num: int, run_id: str) -> None:
-    """Leave a marker for the end-of-sweep summary (jobs may run in other processes)."""
-    folder = Path(sweep_dir) / SKIPPED_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / str(job_num)).write_text(run_id)
+    """Leave a marker for the progress line and the summary (jobs may run in other processes)."""
+    mark_job(sweep_dir, job_num, "SKIPPED")
 
 
 def count_skipped(sweep_dir: str) -> int:
-    folder = Path(sweep_dir) / SKIPPED_DIR
-    return sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
+    return read_marks(sweep_dir)["SKIPPED"]
 
 
 @dataclass
@@ -157,6 +154,26 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
     }
     if parent:
         tags[tracking.TAG_PARENT] = parent["run_id"]
+    job_num = (extra_tags or {}).get("sweeps.job_num")
+    marks = parent.get("sweep_dir") if parent and job_num is not None else None
+    try:
+        outcome = _record(cfg, uri, exp_id, name, tags, params, job_dir, trained)
+    except KeyboardInterrupt:
+        if marks:
+            mark_job(marks, job_num, "KILLED")
+        raise
+    except BaseException:
+        if marks:
+            mark_job(marks, job_num, "FAILED")
+        raise
+    if marks:
+        mark_job(marks, job_num, "FINISHED", outcome.diagnosis.symptom)
+    return _report(outcome)
+
+
+def _record(cfg: DictConfig, uri: str, exp_id: str, name: str, tags: dict[str, Any],
+            params: dict[str, Any], job_dir: Optional[Path], trained: Optional[History]) -> Outcome:
+    """Train (unless ``trained`` is given), diagnose and write one run."""
     with tracking.run(uri, exp_id, name, tags, tracking.params_for(params)) as rl:
         history = trained if trained is not None else \
             train(cfg, on_flush=rl.log_epochs, flush_every_s=cfg.tracking.flush_every_s)
@@ -173,7 +190,13 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
         sent = rl.sent_epochs
         rl.queue_epochs(sent, {k: v[sent:] for k, v in history.metrics.items()})
         _log_config_files(rl, cfg, job_dir, uri)
-    return _report(Outcome(name, history, diagnosis, rl.run_id))
+    return Outcome(name, history, diagnosis, rl.run_id)
+
+
+def apply_fix(overrides: list[str], fix: str) -> list[str]:
+    """The overrides with ``fix`` (``key=value``) replacing any override of the same key."""
+    key = fix.split("=", 1)[0].lstrip("+~")
+    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key] + [fix]
 
 
 def _choices(overrides: list[str]) -> dict[str, str]:

@@ -16,12 +16,14 @@ from typing import Any, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sweeps import tracking
 from sweeps.app import PARENT_FILE, count_skipped, store_location
 from sweeps.config import ConfigError, check_value, validate
+from sweeps.diagnose import SYMPTOMS
 from sweeps.loop import resolve_device
+from sweeps.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ class OpenSweep:
     parent_id: str
     sweep_dir: str
     started: float = field(default_factory=time.perf_counter)
+    progress: Optional[Progress] = None
+    output_dir: str = "outputs"
+    plots: bool = True
 
 
 @dataclass
@@ -47,6 +52,8 @@ class SweepResult:
     skipped: int
     by_symptom: dict[str, int]
     errors: list[str]
+    examples: dict[str, str] = field(default_factory=dict)  # symptom -> a run name
+    best: str = ""  # the healthy run with the lowest final val_loss
 
     @property
     def ok(self) -> bool:
@@ -86,6 +93,24 @@ def check_sweep_values(config: DictConfig) -> None:
         raise ConfigError("; ".join(problems))
 
 
+def count_jobs(config: DictConfig) -> Optional[int]:
+    """Number of jobs of a grid sweep (the product of the swept values' counts), or None when
+    the sweeper is not a grid."""
+    if "BasicSweeper" not in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
+        return None
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    items = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    total = 1
+    seen = set()
+    for ov in reversed(OverridesParser.create().parse_overrides(items)):  # later ones win
+        if ov.key_or_group in seen:
+            continue
+        seen.add(ov.key_or_group)
+        if ov.is_sweep_override():
+            total *= len(list(ov.sweep_iterator()))
+    return total
+
+
 class AbortSweep(BaseException):
     """Stops a multirun from its start callback. Hydra turns an Exception raised in a callback
     into a warning and goes on, so this derives from BaseException; the CLI reports its cause."""
@@ -118,10 +143,14 @@ class SweepCallback(Callback):
             {tracking.TAG_ROLE: "parent", tracking.TAG_SWEEP_DIR: str(sweep_dir.resolve()),
              "sweeps.sweep": config.sweep.name, "sweeps.overrides": overrides},
         )
-        _OPEN.append(OpenSweep(uri, experiment, exp_id, parent, str(sweep_dir)))
+        sweep = OpenSweep(uri, experiment, exp_id, parent, str(sweep_dir),
+                          output_dir=str(config.paths.output_dir), plots=bool(config.sweep.plots))
+        _OPEN.append(sweep)
         marker = sweep_dir / PARENT_FILE
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"run_id": parent, "experiment_id": exp_id, "done": done}))
+        marker.write_text(json.dumps({"run_id": parent, "experiment_id": exp_id, "done": done,
+                                      "sweep_dir": str(sweep_dir)}))
+        sweep.progress = Progress(str(sweep_dir), count_jobs(config))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         finish_open_sweeps()
@@ -136,6 +165,8 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
     results = []
     while _OPEN:
         sweep = _OPEN.pop(0)
+        if sweep.progress is not None:
+            sweep.progress.stop()
         rows = tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id)
         interrupted = isinstance(error, KeyboardInterrupt)
         if interrupted:  # jobs cut off in other processes may not have closed their runs
@@ -152,7 +183,8 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
             continue
         else:
             status = "FINISHED" if result.ok and error is None else "FAILED"
-        text = summary_text(sweep, result, time.perf_counter() - sweep.started)
+        plots = _plots(sweep) if sweep.plots and rows and not interrupted else None
+        text = summary_text(sweep, result, time.perf_counter() - sweep.started, plots)
         if interrupted:
             text += ("\n  interrupted: run the same command again to resume; "
                      "finished runs are skipped, killed and failed ones run again")
@@ -174,7 +206,15 @@ def _result(rows: list[tracking.ChildRow], skipped: int = 0) -> SweepResult:
         if r.status == "FINISHED" and r.symptom:
             by_symptom[r.symptom] = by_symptom.get(r.symptom, 0) + 1
     failed = [r for r in rows if r.status == "FAILED"]
+    examples: dict[str, str] = {}
+    for r in sorted(rows, key=lambda r: r.name):
+        if r.status == "FINISHED" and r.symptom:
+            examples.setdefault(r.symptom, r.name)
+    healthy = [r for r in rows if r.symptom == "healthy" and r.val_loss == r.val_loss]
+    best = min(healthy, key=lambda r: r.val_loss, default=None)
     return SweepResult(
+        examples=examples,
+        best=f"{best.name} (val_loss {best.val_loss:.3g})" if best else "",
         total=len(rows),
         finished=sum(r.status == "FINISHED" for r in rows),
         failed=len(failed),
@@ -185,19 +225,41 @@ def _result(rows: list[tracking.ChildRow], skipped: int = 0) -> SweepResult:
     )
 
 
-def summary_text(sweep: OpenSweep, result: SweepResult, seconds: float) -> str:
-    """The end-of-sweep report: counts, failures, where the store is and how to open it."""
-    counts = ", ".join(f"{n} {s}" for s, n in result.by_symptom.items()) or "none labelled"
+def summary_text(sweep: OpenSweep, result: SweepResult, seconds: float, plots: Optional[str] = None) -> str:
+    """The end-of-sweep report: a table of runs per symptom with an example each, the best
+    healthy run, the failures, where the plots are, and how to open the store."""
     lines = [
         f"sweep '{sweep.experiment}': {result.total + result.skipped} jobs in {seconds:.1f} s: "
         f"{result.finished} finished, {result.failed} failed"
         + (f", {result.killed} killed" if result.killed else "")
         + f", {result.skipped} skipped (finished before)",
-        f"  symptoms: {counts}",
     ]
+    if result.by_symptom:
+        lines.append(f"  {'symptom':<12} {'runs':>5}  example")
+        for symptom in SYMPTOMS:
+            if symptom in result.by_symptom:
+                lines.append(f"  {symptom:<12} {result.by_symptom[symptom]:>5}  {result.examples.get(symptom, '')}")
+    if result.best:
+        lines.append(f"  best healthy run: {result.best}")
     lines += [f"  failed: {e}" for e in result.errors]
+    if plots:
+        lines.append(f"  plots: {plots} (also artifacts of the sweep's parent run)")
     lines += _where(sweep.uri, sweep.experiment)
     return "\n".join(lines)
+
+
+def _plots(sweep: OpenSweep) -> Optional[str]:
+    """Label-comparison plots of the experiment into <output_dir>/<experiment>/analysis, logged
+    on this sweep's parent run. A plotting problem is reported, never fatal to the sweep."""
+    from sweeps import analyze
+
+    try:
+        a = analyze.analyse(sweep.uri, sweep.experiment, output_root=sweep.output_dir)
+        analyze.write_outputs(a, sweep.uri, plots=True, parent_id=sweep.parent_id)
+        return str(a.output_dir)
+    except Exception as err:  # noqa: BLE001
+        log.warning("could not draw the plots: %s", err)
+        return None
 
 
 def _where(uri: str, experiment: str) -> list[str]:

@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from sweeps import callbacks, tracking
-from sweeps.app import run_job, store_location
+from sweeps.app import apply_fix, execute, run_job, store_location
 from sweeps.config import register_configs
 from sweeps.errors import one_line
 
@@ -30,13 +30,23 @@ def config_dir() -> str:
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def _task(cfg: DictConfig) -> float:
-    result = run_job(cfg)
     from hydra.core.hydra_config import HydraConfig
 
-    if str(HydraConfig.get().mode) == "RunMode.RUN" and cfg.tracking.enabled:
+    hc = HydraConfig.get()
+    if str(hc.mode) != "RunMode.RUN":
+        return run_job(cfg)
+    # A single run: say what happened, since there is no sweep summary.
+    out = execute(cfg, list(hc.overrides.task), job_dir=Path(hc.runtime.output_dir))
+    h, d = out.history, out.diagnosis
+    print(f"{out.name}: {d.symptom} after {h.epochs_run} epochs "
+          f"(train_loss {h['train_loss'][-1]:.4g}, val_loss {h['val_loss'][-1]:.4g})")
+    print(f"  cause: {d.cause}")
+    if d.fix:
+        print(f"  fix:   sweeps {' '.join(apply_fix(list(hc.overrides.task), d.fix[0]))}")
+    if cfg.tracking.enabled:
         uri, experiment, _ = store_location(cfg)
         print("\n".join(callbacks._where(uri, experiment)), flush=True)
-    return result
+    return out.objective
 
 
 def _terminate(signum: int, frame: Any) -> None:

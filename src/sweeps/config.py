@@ -88,6 +88,7 @@ class TrackingConfig:
 class SweepConfig:
     name: str = "adhoc"  # sweep preset name; also the default MLflow experiment
     resume: bool = True  # skip grid points that already have a FINISHED run in the experiment
+    plots: bool = True  # at the end, draw the comparison plots and log them on the parent run
 
 
 @dataclass

@@ -34,8 +34,10 @@ docs: setup
 	rm -rf outputs/docs
 	$(BIN)/sweeps sweep=diagnostic paths.output_dir=outputs/docs
 	for f in symptom_map_linear.png symptom_map_poly.png loss_curves_linear.png loss_curves_poly.png \
-	         overfitting.png fitted_line.png fitted_line.gif; do \
-	  cp outputs/docs/diagnostic/analysis/$$f docs/$$f; done
+	         overfitting.png; do cp outputs/docs/diagnostic/analysis/$$f docs/$$f; done
+	$(BIN)/sweeps paths.output_dir=outputs/docs    # the worked example, for the fitted-line picture
+	$(BIN)/sweeps-analyze --experiment adhoc --output-root outputs/docs --show 0
+	cp outputs/docs/adhoc/analysis/fitted_line.png outputs/docs/adhoc/analysis/fitted_line.gif docs/
 
 # Speed: whole sweeps side by side (see benchmarks/README.md).
 bench: setup

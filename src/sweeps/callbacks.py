@@ -256,7 +256,7 @@ def _plots(sweep: OpenSweep) -> Optional[str]:
     try:
         a = analyze.analyse(sweep.uri, sweep.experiment, output_root=sweep.output_dir)
         analyze.write_outputs(a, sweep.uri, plots=True, parent_id=sweep.parent_id)
-        return str(a.output_dir)
+        return str(a.output_dir.resolve())
     except Exception as err:  # noqa: BLE001
         log.warning("could not draw the plots: %s", err)
         return None

@@ -1,5 +1,5 @@
 """Real services for the end-to-end tests: a throwaway PostgreSQL cluster and ``mlflow server``,
-each listening only on 127.0.0.1 at a free port, and stopped (with their files removed) after."""
+each listening only on 127.0.0.1 at a free port, and stopped (their files removed) after."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
-START_TIMEOUT_S = 120  # a cold `mlflow server` on PostgreSQL migrates its schema first
+START_TIMEOUT_S = 120  # a first `mlflow server` start on PostgreSQL creates its tables
 
 
 def free_port() -> int:
@@ -30,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def pg_bin_dir() -> Optional[Path]:
+def pg_bin_dir() -> Path | None:
     """The folder holding ``initdb`` and ``pg_ctl`` (PATH, then Debian's versioned folders)."""
     found = shutil.which("pg_ctl")
     candidates = [Path(found).resolve().parent] if found else []
@@ -57,47 +57,52 @@ class Postgres:
     data: Path
 
 
-@contextmanager
-def postgres(bin_dir: Path) -> Iterator[Postgres]:
-    """Start a PostgreSQL cluster in a temporary folder; stop it and delete the folder after.
+def _service_user() -> pwd.struct_passwd | None:
+    """Who runs PostgreSQL: we do, or as root (which it refuses) ``postgres``, else ``nobody``."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError("running as root and neither a 'postgres' nor a 'nobody' user exists")
 
-    PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres`` user (else
-    ``nobody``). pytest's tmp_path sits in a folder only root may enter, so the cluster then gets
-    its own temporary folder, owned by that user.
+
+@contextmanager
+def postgres(bin_dir: Path, tmp: Path) -> Iterator[Postgres]:
+    """Start a PostgreSQL cluster; stop it and delete its files after (its log is kept in ``tmp``).
+
+    The cluster lives in ``tmp/postgres``, except as root: it then runs as another user, who may
+    not enter pytest's tmp_path (under a folder only root may enter), so it gets a temporary
+    folder of its own, owned by that user.
     """
-    user = None
-    if os.geteuid() == 0:
-        for name in ("postgres", "nobody"):
-            try:
-                user = pwd.getpwnam(name)
-                break
-            except KeyError:
-                continue
-        if user is None:
-            raise RuntimeError("running as root and neither a 'postgres' nor a 'nobody' user exists")
-    base = Path(tempfile.mkdtemp(prefix="sweeps-pg-"))
-    if user is not None:
+    user = _service_user()
+    if user is None:
+        base = tmp / "postgres"
+        base.mkdir(parents=True)
+    else:
+        base = Path(tempfile.mkdtemp(prefix="sweeps-pg-"))
         os.chown(base, user.pw_uid, user.pw_gid)
     data, sockets, log = base / "data", base / "sockets", base / "postgres.log"
     port = free_port()
     as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(base)}
 
-    def pg(*args: str, timeout: float = 90) -> None:
-        proc = subprocess.run([str(bin_dir / args[0]), *args[1:]], cwd=base, env=env, capture_output=True,
-                              text=True, timeout=timeout, **as_user)
+    def pg(*args: str) -> None:
+        proc = subprocess.run([str(bin_dir / args[0]), *args[1:]], cwd=base, env=env, check=False,
+                              capture_output=True, text=True, timeout=90, **as_user)
         if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-                               f"\n{_tail(log)}")
+            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n"
+                               f"{proc.stderr}\n{_tail(log)}")
 
     try:
-        pg("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+        pg("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+           "--locale=C", "--no-sync")
+        sockets.mkdir()
         if user is not None:
-            os.makedirs(sockets)
             os.chown(sockets, user.pw_uid, user.pw_gid)
-        else:
-            sockets.mkdir()
-        # Only TCP on 127.0.0.1 and a socket in our own folder; no fsync: it is thrown away after.
+        # TCP on 127.0.0.1 only, its unix socket in our folder; no fsync: thrown away after.
         opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -F"
         pg("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", opts, "start")
         try:
@@ -108,12 +113,15 @@ def postgres(bin_dir: Path) -> Iterator[Postgres]:
             with conn.cursor() as cur:
                 cur.execute("CREATE DATABASE mlflow")
             conn.close()
-            # The driver is named: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, 2.0 to psycopg2.
+            # The driver is named: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3.
             yield Postgres(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow", port, data)
         finally:
             pg("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if log.exists() and user is not None:
+            shutil.copy(log, tmp / "postgres.log")
+        if user is not None:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 @dataclass
@@ -129,35 +137,38 @@ class MlflowServer:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self, grace_s: float = 15) -> None:
-        """SIGTERM the whole group, then SIGKILL what is left after ``grace_s``."""
+        """SIGTERM the whole group, then SIGKILL whatever is left."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(grace_s)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+                pass
             except ProcessLookupError:
                 pass
-        try:  # workers may outlive their master for a moment
+        try:  # workers may outlive their master
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        self.proc.wait(10)
 
 
-def start_mlflow_server(backend: str, artifacts: Path, log: Path, port: Optional[int] = None,
-                        workers: int = 2) -> MlflowServer:
+def start_mlflow_server(backend: str, artifacts: Path, log: Path, port: int | None = None,
+                        workers: int = 1) -> MlflowServer:
     """Start ``mlflow server`` on 127.0.0.1 with proxied artifacts under ``artifacts``, and wait
     until ``GET /health`` answers.
 
     Raises:
-        RuntimeError: the server exited or did not answer within START_TIMEOUT_S (its log attached).
+        RuntimeError: the server exited, or did not answer within START_TIMEOUT_S (its log is
+            in the message).
     """
     port = port or free_port()
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
            "--serve-artifacts", "--artifacts-destination", str(artifacts),
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    # No background job runner (a pool of huey consumers the tests never use): a faster start.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=log.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -171,7 +182,13 @@ def start_mlflow_server(backend: str, artifacts: Path, log: Path, port: Optional
     return server
 
 
-def wait_healthy(uri: str, proc: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT_S) -> None:
+def wait_healthy(uri: str, proc: subprocess.Popen, log: Path,
+                 timeout: float = START_TIMEOUT_S) -> None:
+    """Poll ``GET /health`` until it answers 200.
+
+    Raises:
+        RuntimeError: the process exited, or ``timeout`` passed (with the log's tail).
+    """
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
@@ -183,11 +200,13 @@ def wait_healthy(uri: str, proc: subprocess.Popen, log: Path, timeout: float = S
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.25)
-    raise RuntimeError(f"mlflow server at {uri} did not answer /health in {timeout} s:\n{_tail(log)}")
+    raise RuntimeError(f"mlflow server at {uri} did not answer /health in {timeout} s:\n"
+                       f"{_tail(log)}")
 
 
 @contextmanager
-def mlflow_server(backend: str, artifacts: Path, log: Path, port: Optional[int] = None) -> Iterator[MlflowServer]:
+def mlflow_server(backend: str, artifacts: Path, log: Path,
+                  port: int | None = None) -> Iterator[MlflowServer]:
     """``start_mlflow_server`` as a context manager that always stops it."""
     server = start_mlflow_server(backend, artifacts, log, port)
     try:

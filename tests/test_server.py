@@ -4,6 +4,8 @@ only through the server's HTTP API, as from another machine: no shared disk."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,12 +24,12 @@ SYMPTOMS = {"healthy", "diverged", "stalled", "oscillating", "overfitting"}
 
 
 @pytest.fixture
-def pg() -> Postgres:
+def pg(tmp_path) -> Postgres:
     bin_dir = pg_bin_dir()
     if bin_dir is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin; "
-                    "`apt-get install postgresql` (as .ci/run does) to run this test")
-    with postgres(bin_dir) as db:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in "
+                    "/usr/lib/postgresql/*/bin; `apt-get install postgresql` (as .ci/run does)")
+    with postgres(bin_dir, tmp_path) as db:
         yield db
 
 
@@ -35,8 +37,8 @@ def _sweep_runs(c: MlflowClient, experiment: str):
     exp = c.get_experiment_by_name(experiment)
     assert exp is not None, f"no experiment {experiment!r}"
     runs = c.search_runs([exp.experiment_id], max_results=1000)
-    by_role = lambda role: [r for r in runs if r.data.tags.get("sweeps.role") == role]  # noqa: E731
-    return exp, by_role("parent"), by_role("child")
+    parents = [r for r in runs if r.data.tags.get("sweeps.role") == "parent"]
+    return exp, parents, [r for r in runs if r.data.tags.get("sweeps.role") == "child"]
 
 
 def test_parallel_sweep_against_postgres_server(pg, tmp_path):
@@ -44,9 +46,9 @@ def test_parallel_sweep_against_postgres_server(pg, tmp_path):
     out = tmp_path / "out"
     with mlflow_server(pg.uri, artifacts, tmp_path / "server.log") as server:
         t0 = time.perf_counter()
-        proc = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer=sgd,adam",
-                        "optimizer.lr=0.01,1.0", "train.epochs=30", f"tracking.uri={server.uri}",
-                        f"paths.output_dir={out}"], tmp_path)
+        proc = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                        "optimizer=sgd,adam", "optimizer.lr=0.01,1.0", "train.epochs=30",
+                        f"tracking.uri={server.uri}", f"paths.output_dir={out}"], tmp_path)
         sweep_s = time.perf_counter() - t0
         assert "4 jobs" in proc.stdout and "4 finished, 0 failed" in proc.stdout, proc.stdout
         assert f"store: {server.uri} (experiment 'adhoc')" in proc.stdout
@@ -56,8 +58,8 @@ def test_parallel_sweep_against_postgres_server(pg, tmp_path):
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
         assert len(kids) == 4 and all(r.info.status == "FINISHED" for r in kids)
         assert {r.data.tags["mlflow.parentRunId"] for r in kids} == {parents[0].info.run_id}
-        assert {(r.data.params["optimizer"], float(r.data.params["optimizer.lr"])) for r in kids} == \
-            {(o, lr) for o in ("sgd", "adam") for lr in (0.01, 1.0)}
+        grid = {(r.data.params["optimizer"], float(r.data.params["optimizer.lr"])) for r in kids}
+        assert grid == {(o, lr) for o in ("sgd", "adam") for lr in (0.01, 1.0)}
         for r in kids:
             assert r.data.tags["symptom"] in SYMPTOMS, r.data.tags
             assert "tracking.uri" not in r.data.params  # where the store is never goes into it
@@ -73,23 +75,18 @@ def test_parallel_sweep_against_postgres_server(pg, tmp_path):
         assert f"lr: {kid.data.params['optimizer.lr']}" in got.read_text()
 
         t1 = time.perf_counter()
-        run_cli(["--tracking-uri", server.uri, "--output-root", str(tmp_path / "analysis")], tmp_path,
-                module="sweeps.analyze")
+        run_cli(["--tracking-uri", server.uri, "--output-root", str(tmp_path / "analysis")],
+                tmp_path, module="sweeps.analyze")
         analyze_s = time.perf_counter() - t1
         logged = {a.path for a in c.list_artifacts(parents[0].info.run_id, "analysis")}
         assert "analysis/labels.csv" in logged
         pngs = {p for p in logged if p.endswith(".png")}
-        assert {"analysis/loss_curves_linear.png", "analysis/symptom_map_linear.png"} <= pngs, logged
+        assert {"analysis/loss_curves_linear.png", "analysis/symptom_map_linear.png"} <= pngs
         print(f"sweep {sweep_s:.1f} s, analyze {analyze_s:.1f} s")
 
         # No shared disk: artifacts go through the server (mlflow-artifacts:/, proxied to
         # --artifacts-destination), so a job on another machine can log them and anyone can fetch
         # them. Nothing may land in the client's outputs folder.
-        if exp.artifact_location.startswith("file:"):
-            pytest.xfail(
-                "product gap (reported): tracking.experiment_id() creates the experiment with "
-                f"artifact_location={exp.artifact_location} on the client's disk, so with an http(s) "
-                "tracking URI artifacts bypass the server; pass artifact_location only for a local store")
         assert exp.artifact_location.startswith("mlflow-artifacts:"), exp.artifact_location
         assert not (out / "mlartifacts").exists()
         assert list(artifacts.rglob(f"{kid.info.run_id}/artifacts/config.yaml"))
@@ -98,10 +95,11 @@ def test_parallel_sweep_against_postgres_server(pg, tmp_path):
 
 # --- the server goes away mid-sweep --------------------------------------------------------------
 
-# 8 grid points, each a few seconds of training: the server is stopped while the sweep runs.
+# 8 grid points of a second or two each, metrics flushed to the server while they train: the
+# server is stopped while a run is half-written.
 OUTAGE_GRID = ["-m", "optimizer=sgd,adam", "optimizer.lr=0.01,0.1", "train.zero_grad=true,false",
-               "train.epochs=6000", "tracking.flush_every_s=0.5"]
-OUTAGE_LIMIT_S = 60  # the CLI must give up within this, not hang on retries
+               "train.epochs=1000", "tracking.flush_every_s=0.2"]
+OUTAGE_LIMIT_S = 60  # the CLI must give up within this, not hang on MLflow's retries
 
 
 def _children(c: MlflowClient) -> list:
@@ -112,55 +110,73 @@ def _children(c: MlflowClient) -> list:
             if r.data.tags.get("sweeps.role") == "child"]
 
 
+def _mid_sweep(c: MlflowClient) -> bool:
+    """A run has finished and another is RUNNING with some epochs already stored."""
+    kids = _children(c)
+    return any(r.info.status == "FINISHED" for r in kids) and any(
+        r.info.status == "RUNNING" and "train_loss" in r.data.metrics for r in kids)
+
+
 def test_server_outage_fails_fast_and_relaunch_completes(tmp_path):
     backend = f"sqlite:///{tmp_path / 'server.db'}"
     artifacts, log = tmp_path / "server-artifacts", tmp_path / "server.log"
     server = start_mlflow_server(backend, artifacts, log)
     port = server.port
     args = [*OUTAGE_GRID, f"tracking.uri={server.uri}", f"paths.output_dir={tmp_path / 'out'}"]
+    gaps = []  # product behaviour still missing (reported); the relaunch below is checked anyway
     try:
         proc = subprocess.Popen([sys.executable, "-m", "sweeps", *args], cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
         c = MlflowClient(server.uri)
         end = time.monotonic() + 120
-        while not any(r.info.status == "FINISHED" for r in _children(c)):  # one done, the next training
+        while not _mid_sweep(c):
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < end, "no run finished in 120 s"
-            time.sleep(0.2)
-        time.sleep(1.0)
+            assert time.monotonic() < end, "no run finished and another half-written in 120 s"
+            time.sleep(0.1)
         server.stop()
         stopped = time.monotonic()
         try:
-            out, err = proc.communicate(timeout=OUTAGE_LIMIT_S + 30)
+            _, err = proc.communicate(timeout=OUTAGE_LIMIT_S + 60)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            pytest.fail(f"the CLI hung after the server stopped:\n{err[-3000:]}")
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            pytest.fail(f"the CLI still ran {OUTAGE_LIMIT_S + 60} s after the server stopped:\n"
+                        f"{err[-3000:]}")
         waited = time.monotonic() - stopped
-        assert waited < OUTAGE_LIMIT_S, f"took {waited:.0f} s to give up:\n{err[-3000:]}"
         assert proc.returncode not in (0, None)
-        assert "Traceback" not in err, err[-5000:]
         errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
-        assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err[-3000:]
-        assert f"127.0.0.1:{port}" in errors[0], errors[0]
+        if waited >= OUTAGE_LIMIT_S:
+            gaps.append(f"gave up {waited:.0f} s after the server stopped "
+                        f"(limit {OUTAGE_LIMIT_S} s)")
+        if "Traceback" in err:
+            last = (err.strip().splitlines() or [""])[-1]
+            gaps.append(f"a Python traceback on stderr, ending: {last[:300]}")
+        elif len(errors) != 1 or err.strip().splitlines()[-1] != errors[0]:
+            gaps.append(f"not one closing 'error:' line on stderr: {errors}")
+        elif f"127.0.0.1:{port}" not in errors[0] or "unreachable" not in errors[0]:
+            gaps.append(f"the error does not name the unreachable server: {errors[0][:300]}")
 
-        # Same port, same backend: the relaunch repairs what the dead CLI left RUNNING and runs
-        # only what did not finish.
+        # Same port, same backend: the relaunch marks KILLED what the dead CLI left RUNNING and
+        # runs only the grid points that did not finish.
         server = start_mlflow_server(backend, artifacts, log, port=port)
         c = MlflowClient(server.uri)
         finished_before = sum(r.info.status == "FINISHED" for r in _children(c))
+        assert 1 <= finished_before < 8
         again = run_cli(args, tmp_path)
-        assert "0 failed" in again.stdout and f"{finished_before} skipped" in again.stdout, again.stdout
+        assert "0 failed" in again.stdout, again.stdout
+        assert f"{finished_before} skipped" in again.stdout, again.stdout
         exp = c.get_experiment_by_name("adhoc")
         runs = c.search_runs([exp.experiment_id], max_results=1000)
         assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
         kids = [r for r in runs if r.data.tags.get("sweeps.role") == "child"]
-        done = Counter(r.data.tags["sweeps.config_hash"] for r in kids if r.info.status == "FINISHED")
+        done = Counter(r.data.tags["sweeps.config_hash"] for r in kids
+                       if r.info.status == "FINISHED")
         assert len(done) == 8 and set(done.values()) == {1}, done
-        # what the failed launch left RUNNING (its parent at least) was marked KILLED
+        # the failed launch's parent, left RUNNING by a dead process, was marked KILLED
         parents = [r for r in runs if r.data.tags.get("sweeps.role") == "parent"]
         assert sorted(r.info.status for r in parents) == ["FINISHED", "KILLED"], \
             [(r.info.run_name, r.info.status) for r in parents]
     finally:
         server.stop()
+    assert not gaps, "; ".join(gaps)

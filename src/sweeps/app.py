@@ -162,9 +162,11 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
         if marks:
             mark_job(marks, job_num, "KILLED")
         raise
-    except BaseException:
+    except BaseException as err:
         if marks:
             mark_job(marks, job_num, "FAILED")
+        if tracking.unreachable(err) and not isinstance(err, tracking.StoreUnreachable):
+            raise tracking.store_unreachable(uri, err) from err
         raise
     if marks:
         mark_job(marks, job_num, "FINISHED", outcome.diagnosis.symptom)

@@ -76,13 +76,15 @@ def check_sweep_values(config: DictConfig) -> None:
         validate(config)
     except ConfigError as err:
         problems.append(str(err))
+    # Jobs of a cluster launcher run on other machines: whether CUDA is there is theirs to check.
+    remote = "submitit" in str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
     parser = OverridesParser.create()
     for ov in parser.parse_overrides(list(config.hydra.overrides.task)):
         key = ov.key_or_group
         values = list(ov.sweep_iterator()) if ov.is_sweep_override() else [ov.value()]
         for value in values:
             problem = check_value(key, value)
-            if problem is None and key == "train.device":
+            if problem is None and key == "train.device" and not remote:
                 try:
                     resolve_device(str(value))
                 except ConfigError as err:
@@ -167,6 +169,8 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
         sweep = _OPEN.pop(0)
         if sweep.progress is not None:
             sweep.progress.stop()
+        if error is not None and tracking.unreachable(error):
+            continue  # left RUNNING: the next launch's repair_stale marks it KILLED
         rows = tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id)
         interrupted = isinstance(error, KeyboardInterrupt)
         if interrupted:  # jobs cut off in other processes may not have closed their runs

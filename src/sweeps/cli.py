@@ -76,7 +76,16 @@ def main() -> None:
         kind, message = one_line(err)
         code = EXIT_CONFIG if kind == "config" else EXIT_FAILED
     finally:
-        results = callbacks.finish_open_sweeps(error)
+        try:
+            results = callbacks.finish_open_sweeps(error)
+        except Exception as err:  # noqa: BLE001 - the store failed while closing the sweep
+            results, code = [], EXIT_FAILED
+            error = error or err
+            message = message or one_line(err)[1]
+    reason = tracking.unreachable(error) if error is not None else None
+    if reason:  # name the server and say how to resume, not MLflow's urllib3 chain
+        message = (str(error) if isinstance(error, tracking.StoreUnreachable)
+                   else f"tracking server unreachable ({reason}): {message}")
     if code == 0 and any(not r.ok for r in results):
         code = EXIT_FAILED
     if code == EXIT_FAILED and results:

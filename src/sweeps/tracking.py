@@ -86,7 +86,7 @@ def check_writable(uri: str) -> None:
         ConfigError: the store's directory cannot be created or written, or the URI scheme is
             not one MLflow serves.
     """
-    scheme = urlsplit(uri).scheme
+    scheme = urlsplit(uri).scheme.split("+")[0]  # postgresql+psycopg2 -> postgresql
     if scheme not in ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks", "file", ""):
         raise ConfigError(
             f"tracking.uri={redact(uri)!r}: unsupported scheme {scheme!r}; "
@@ -118,6 +118,43 @@ HTTP_DEFAULTS = {
 }
 
 
+class StoreUnreachable(BaseException):
+    """The tracking server cannot be reached. A BaseException: Hydra's launchers record an
+    ``Exception`` as one failed job and start the next, which would wait on the same dead server."""
+
+
+def unreachable(err: BaseException) -> Optional[str]:
+    """Why the tracking server could not be reached (``connection refused``, ``timed out``,
+    ``server errors``) when that is what ``err`` or an exception behind it says; else None."""
+    import requests
+
+    seen: list[BaseException] = []
+    cur: Optional[BaseException] = err
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        if isinstance(cur, StoreUnreachable):
+            return str(cur)
+        if isinstance(cur, requests.exceptions.Timeout):
+            return "timed out"
+        if isinstance(cur, requests.exceptions.ConnectionError):
+            text = str(cur).lower()
+            if "refused" in text:
+                return "connection refused"
+            return "timed out" if "timed out" in text else "connection failed"
+        if isinstance(cur, requests.exceptions.RetryError):
+            return "server errors"
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def store_unreachable(uri: str, err: BaseException) -> StoreUnreachable:
+    """The one-line error of a sweep stopped because its tracking server went away."""
+    return StoreUnreachable(
+        f"tracking server {redact(uri)} unreachable ({unreachable(err)}); the sweep stopped. "
+        "When the server is back, run the same command again: finished runs are skipped"
+    )
+
+
 @lru_cache(maxsize=8)
 def client(uri: str) -> Any:
     """One MlflowClient per store and process: opening (and migrating) a store is the slow part."""
@@ -137,7 +174,10 @@ def experiment_id(uri: str, name: str, artifact_root: Optional[str] = None) -> s
         if exp.lifecycle_stage == "deleted":
             c.restore_experiment(exp.experiment_id)
         return exp.experiment_id
-    location = Path(artifact_root).resolve().as_uri() if artifact_root else None
+    # A tracking server chooses the artifact root (mlflow-artifacts:/ with --serve-artifacts): a
+    # path on this machine would send artifacts past the server, where no other machine sees them.
+    server = urlsplit(uri).scheme in ("http", "https", "databricks")
+    location = Path(artifact_root).resolve().as_uri() if artifact_root and not server else None
     try:
         return c.create_experiment(name, artifact_location=location)
     except Exception:  # another process created it between our get and create
@@ -304,7 +344,13 @@ def run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
     except KeyboardInterrupt:
         status = "KILLED"
         raise
+    except StoreUnreachable:
+        status = ""  # nothing more can be written; the next launch marks it KILLED
+        raise
     except BaseException as err:
+        if unreachable(err):
+            status = ""
+            raise store_unreachable(uri, err) from err
         status = "FAILED"
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         rl.add(tags={TAG_ERROR: scrub(f"{type(err).__name__}: {first}")})
@@ -314,7 +360,8 @@ def run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
             log.warning("could not store the traceback of run %s", rl.run_id)
         raise
     finally:
-        rl.finish(status)
+        if status:
+            rl.finish(status)
 
 
 def start_parent(uri: str, exp_id: str, name: str, tags: Mapping[str, Any]) -> str:

@@ -7,8 +7,8 @@
 Variants (each a fresh process, as a user would run it, into a fresh store):
   bare        the same loops with sweeps.loop.train in one process, no tracking, no Hydra
   usual       benchmarks/usual_app.py: Hydra multirun + mlflow.log_metric per epoch
-  default     `sweeps sweep=diagnostic` (basic launcher, labels, no plots)
-  vectorized  `sweeps sweep=diagnostic hydra/launcher=vectorized` (when the plugin is installed)
+  default     `sweeps sweep=diagnostic hydra/launcher=basic` (Hydra's basic launcher; labels, no plots)
+  vectorized  `sweeps sweep=diagnostic hydra/launcher=vectorized` (the preset's own launcher)
 Also prints the tracking cost per run (recording a finished History, in-process).
 Quote medians and ratios: machines here are shared and noisy.
 """
@@ -79,7 +79,8 @@ def variants(seeds: int, out: Path) -> dict[str, list[str]]:
         "bare": [py, "-c", BARE.format(grid=GRID, seeds=seeds)],
         "usual": [py, str(HERE / "usual_app.py"), "-m", *usual_grid,
                   f"tracking_uri=sqlite:///{out}/usual.db", f"hydra.sweep.dir={out}/usual_multirun"],
-        "default": [py, "-m", "sweeps", "sweep=diagnostic", "sweep.plots=false", "sweep.resume=false",
+        "default": [py, "-m", "sweeps", "sweep=diagnostic", "hydra/launcher=basic", "sweep.plots=false",
+                    "sweep.resume=false",
                     *seed_ov, f"paths.output_dir={out}/default"],
     }
     try:

@@ -59,8 +59,8 @@ def check_against_loop(cfgs, grid):
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "rmsprop"])
 def test_matches_loop_for_every_optimizer_and_zero_grad(compose_many, model, optimizer):
     # lr 0.01 learns, 0.3 is fast or bouncy, 1000 blows up (sgd) or thrashes (adaptive ones)
-    grid = [(f"model={model}", f"optimizer={optimizer}", f"optimizer.lr={lr}", f"train.zero_grad={zg}",
-             "data=few", "data.noise=0.5", "train.epochs=80", *F64)
+    grid = [(f"model={model}", f"optimizer={optimizer}", f"optimizer.lr={lr}",
+             f"train.zero_grad={zg}", "data=few", "data.noise=0.5", "train.epochs=80", *F64)
             for lr, zg in itertools.product([0.01, 0.3, 1000.0], [True, False])]
     histories = check_against_loop(compose_many(grid), grid)
     assert len({group_key(c) for c in compose_many(grid[:2])}) == 1  # zero_grad shares a program
@@ -70,20 +70,24 @@ def test_matches_loop_for_every_optimizer_and_zero_grad(compose_many, model, opt
 
 def test_matches_loop_with_every_other_option(compose_many):
     grid = [
-        ("optimizer=sgd", "optimizer.lr=0.1", "optimizer.weight_decay=0.05", "optimizer.momentum=0.5"),
+        ("optimizer=sgd", "optimizer.lr=0.1", "optimizer.weight_decay=0.05",
+         "optimizer.momentum=0.5"),
         ("optimizer=sgd", "optimizer.lr=0.5", "train.clip_grad_norm=0.1", "train.zero_grad=false"),
-        ("optimizer=momentum", "optimizer.lr=0.05", "train.lr_schedule=step", "train.lr_step_size=10"),
+        ("optimizer=momentum", "optimizer.lr=0.05", "train.lr_schedule=step",
+         "train.lr_step_size=10"),
         ("optimizer=adam", "optimizer.lr=0.1", "optimizer.weight_decay=0.01", "optimizer.beta1=0.5",
          "train.lr_schedule=cosine", "train.clip_grad_norm=0.5"),
         ("optimizer=adam", "optimizer.lr=0.05", "optimizer.beta2=0.9", "optimizer.eps=1e-3",
          "train.lr_schedule=exponential", "train.lr_gamma=0.97"),
         ("optimizer=rmsprop", "optimizer.lr=0.01", "optimizer.momentum=0.9", "optimizer.alpha=0.9"),
-        ("optimizer=rmsprop", "optimizer.lr=0.01", "train.zero_grad=false", "optimizer.weight_decay=0.1"),
+        ("optimizer=rmsprop", "optimizer.lr=0.01", "train.zero_grad=false",
+         "optimizer.weight_decay=0.1"),
         ("optimizer=sgd", "optimizer.lr=0.5", "train.early_stop=true", "train.patience=3",
          "data=few", "model=poly", "data.noise=1.0"),
         ("optimizer=adam", "optimizer.lr=0.3", "train.early_stop=true", "train.patience=5",
          "data=few", "model=poly", "data.noise=2.0"),
-        ("optimizer=sgd", "optimizer.lr=0.1", "model.init=default", "train.seed=3", "data.normalize=true"),
+        ("optimizer=sgd", "optimizer.lr=0.1", "model.init=default", "train.seed=3",
+         "data.normalize=true"),
         ("optimizer=adam", "optimizer.lr=0.01", "model=mlp", "data=few", "model.hidden=8"),
         ("optimizer=rmsprop", "optimizer.lr=0.01", "model=mlp", "data=few", "model.hidden=8",
          "train.zero_grad=false", "optimizer.momentum=0.5"),

@@ -49,6 +49,9 @@ def _task(cfg: DictConfig) -> float:
     return out.objective
 
 
+_task.sweeps_batchable = True  # type: ignore[attr-defined]  # the vectorized launcher may batch it
+
+
 def _terminate(signum: int, frame: Any) -> None:
     # SIGTERM (a scheduler, `kill`) stops the sweep the way Ctrl-C does: current run KILLED.
     raise KeyboardInterrupt("SIGTERM")

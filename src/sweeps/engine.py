@@ -6,10 +6,12 @@ Run by run the numbers follow ``sweeps.loop.train`` (the reference; tests/test_e
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from types import SimpleNamespace
-from typing import Any, Hashable, Optional, Sequence
+from typing import Any, Hashable, Iterator, Mapping, Optional, Sequence
 
 import torch
+from omegaconf import DictConfig
 from torch import Tensor
 
 from sweeps.config import ConfigError, validate
@@ -34,7 +36,7 @@ def unsupported(cfg: Any) -> Optional[str]:
     runs it the sequential way, which reports the problem as it always does.
     """
     try:
-        if hasattr(cfg, "__getitem__") and not isinstance(cfg, SimpleNamespace):
+        if isinstance(cfg, (DictConfig, Mapping)):
             validate(cfg)
         p = plain(cfg)
         resolve_device(p.train.device)
@@ -63,9 +65,8 @@ def group_key(cfg: Any, device: Any = None) -> Hashable:
     p = plain(cfg)
     m = p.model
     shape = {"linear": (), "poly": (m.degree,), "mlp": (m.hidden, m.layers)}[m.name]
-    dev = str(torch.device(device) if device is not None else resolve_device(p.train.device))
     return (m.name, shape, FAMILY[p.optimizer.name], p.train.epochs, p.data.n_train,
-            p.data.n_val, dev, p.train.dtype)
+            p.data.n_val, str(_device(p, device)), p.train.dtype)
 
 
 def train_batch(cfgs: Sequence[Any], device: Any = None) -> list[History]:
@@ -87,10 +88,43 @@ def train_batch(cfgs: Sequence[Any], device: Any = None) -> list[History]:
             raise ConfigError(f"config {i} cannot be batched: {why}")
         groups.setdefault(group_key(p, device), []).append(i)
     out: list[Optional[History]] = [None] * len(cfgs)
-    for key, idx in groups.items():
-        for i, h in zip(idx, _train_group([plains[i] for i in idx], torch.device(key[-2]))):
-            out[i] = h
+    for idx in groups.values():
+        runs = [plains[i] for i in idx]
+        dev = _device(runs[0], device)
+        with _threads(1 if dev.type == "cpu" and _work(runs) < SMALL_WORK else None):
+            for i, h in zip(idx, _train_group(runs, dev)):
+                out[i] = h
     return out  # type: ignore[return-value]
+
+
+# Below this many elements per tensor op (runs x points x widest layer), torch's intra-op
+# threads only add synchronisation: on a busy 2-core machine the diagnostic grid trains in
+# 0.6 s on one thread and 2-4 s on two. (torch's own grain size is 32768 elements.)
+SMALL_WORK = 32768
+
+
+def _work(runs: Sequence[SimpleNamespace]) -> int:
+    m = runs[0].model
+    width = {"linear": 1, "poly": m.degree, "mlp": m.hidden}[m.name]
+    return len(runs) * max(runs[0].data.n_train, runs[0].data.n_val) * width
+
+
+@contextmanager
+def _threads(n: Optional[int]) -> Iterator[None]:
+    """Run with ``n`` intra-op threads (None: as configured), restoring the setting after."""
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _device(run: SimpleNamespace, device: Any) -> torch.device:
+    return torch.device(device) if device is not None else resolve_device(run.train.device)
 
 
 # --- the batched program --------------------------------------------------------------------------
@@ -110,7 +144,8 @@ def _where(mask: Tensor, new: Sequence[Tensor], old: Sequence[Tensor]) -> list[T
     return [torch.where(_per_run(mask, n), n, o) for n, o in zip(new, old)]
 
 
-def _init_params(runs: Sequence[SimpleNamespace], dtype: torch.dtype, device: torch.device) -> list[Tensor]:
+def _init_params(runs: Sequence[SimpleNamespace], dtype: torch.dtype, device: torch.device
+                 ) -> list[Tensor]:
     """Each run's initial parameters, built exactly as the loop builds them, stacked on dim 0."""
     per_run = []
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG as it was
@@ -120,21 +155,20 @@ def _init_params(runs: Sequence[SimpleNamespace], dtype: torch.dtype, device: to
     return [torch.stack(ts).to(device) for ts in zip(*per_run)]
 
 
-def _affine(params: Sequence[Tensor], feats: Tensor) -> Tensor:
-    """One output unit on (N, n, d) features. Elementwise products and a sum over d, not bmm:
-    at these sizes a BLAS call costs more than it computes (and spins threads)."""
-    return (feats * params[0]).sum(dim=2, keepdim=True) + params[1].unsqueeze(1)
+def _features(kind: str, x: Tensor, degree: int) -> Tensor:
+    """What the first nn.Linear sees: x, or PolyFeatures' [x, x^2, ..., x^degree]."""
+    if kind != "poly":
+        return x
+    return x.pow(torch.arange(1, degree + 1, device=x.device).to(x.dtype))
 
 
-def _forward(kind: str, params: Sequence[Tensor], x: Tensor, powers: Optional[Tensor]) -> Tensor:
-    """Batched model output (N, n, 1). Parameters are nn.Linear's (weight (N,out,in), bias (N,out))."""
-    if kind != "mlp":
-        return _affine(params, x.pow(powers) if kind == "poly" else x)
-    h = x
+def _layers(params: Sequence[Tensor], h: Tensor) -> Tensor:
+    """Batched model output (N, n, 1): nn.Linear layers as baddbmm (their addmm, batched), tanh
+    between them. Parameters are nn.Linear's with a leading run dimension: weight (N, out, in),
+    bias (N, out)."""
     last = len(params) // 2 - 1
     for i in range(last + 1):
-        w, b = params[2 * i], params[2 * i + 1]
-        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        h = torch.baddbmm(params[2 * i + 1].unsqueeze(1), h, params[2 * i].transpose(1, 2))
         if i < last:
             h = torch.tanh(h)
     return h
@@ -144,33 +178,28 @@ def _mse(pred: Tensor, y: Tensor) -> Tensor:
     return (pred - y).pow(2).mean(dim=(1, 2))
 
 
-def _loss_and_grads(kind: str, params: list[Tensor], x: Tensor, y: Tensor,
-                    powers: Optional[Tensor]) -> tuple[Tensor, list[Tensor]]:
+def _loss_and_grads(kind: str, params: list[Tensor], feats: Tensor, y: Tensor
+                    ) -> tuple[Tensor, list[Tensor]]:
     """Per-run training loss (N,) and its gradients. The affine models (linear, poly) use the
     closed form of nn.Linear + MSELoss backward (fewer ops); the MLP uses autograd, where
     summing the per-run losses keeps each run's gradient its own."""
     if kind != "mlp":
-        feats = x.pow(powers) if kind == "poly" else x
-        diff = _affine(params, feats) - y
+        diff = _layers(params, feats) - y
         go = diff * (2.0 / y.shape[1])  # dMSE/dpred
-        grad_w = (go * feats).sum(dim=1, keepdim=True)  # (N, 1, d), as weight
+        grad_w = torch.bmm(go.transpose(1, 2), feats)  # (N, 1, d), as weight
         return diff.pow(2).mean(dim=(1, 2)), [grad_w, go.sum(dim=1)]
     leaves = [p.detach().requires_grad_(True) for p in params]
     with torch.enable_grad():
-        loss = _mse(_forward(kind, leaves, x, powers), y)
+        loss = _mse(_layers(leaves, feats), y)
         grads = torch.autograd.grad(loss, leaves, grad_outputs=torch.ones_like(loss))
     return loss.detach(), list(grads)
 
 
-def _momentum_buffer(buf: Tensor, d: Tensor, m: Tensor, has_m: Optional[Tensor]) -> Tensor:
-    """torch's ``buf = m * buf + d`` (``buf = d`` on the first step: buf starts at 0)."""
-    new = _per_run(m, d) * buf + d
-    return new if has_m is None else torch.where(_per_run(has_m, d), new, d)
-
-
 class _Optimizer:
-    """torch.optim's SGD / Adam / RMSprop single-tensor updates with per-run hyperparameters.
-    Scalars are rounded to the dtype the way torch rounds a Python scalar (from float64)."""
+    """torch.optim's single-tensor SGD / Adam / RMSprop updates with per-run hyperparameters,
+    written with the kernels torch uses so float32 rounds alike: ``add_(x, alpha=a)`` and
+    ``addcmul_`` are fused multiply-adds (``torch.addcmul`` here), ``addcdiv_(a, b, value=v)``
+    is ``self + (v * a) / b``. Scalars are rounded to the dtype from float64, as torch does."""
 
     def __init__(self, family: str, runs: Sequence[SimpleNamespace], params: Sequence[Tensor],
                  lr64: Tensor, dtype: torch.dtype, device: torch.device) -> None:
@@ -181,12 +210,12 @@ class _Optimizer:
         self.wd = col([o.weight_decay for o in opts])
         self.any_wd = any(o.weight_decay != 0 for o in opts)
         self.state: dict[str, list[Tensor]] = {}
-        self.use_m = False
+        self.use_m, self.has_m = False, None
         if family in ("sgd", "rmsprop"):
             mom = [(o.momentum or 0.9) if o.name == "momentum" else o.momentum for o in opts]
             self.m = col(mom)
             self.use_m = any(v > 0 for v in mom)
-            # torch keeps no buffer for momentum 0; with mixed runs those take the plain update
+            # torch keeps no buffer for momentum 0: with mixed runs those take the plain update
             self.has_m = self.m > 0 if self.use_m and not all(v > 0 for v in mom) else None
             if self.use_m:
                 self.state["momentum_buffer"] = zeros()
@@ -213,30 +242,36 @@ class _Optimizer:
         new_params: list[Tensor] = []
         new_state: dict[str, list[Tensor]] = {k: [] for k in self.state}
         for i, (p, g) in enumerate(zip(params, grads)):
-            d = g + _per_run(self.wd, p) * p if self.any_wd else g  # L2 penalty, not in .grad
+            r = lambda v: _per_run(v, p)  # noqa: E731 - (N,) -> broadcastable over p
+            d = torch.addcmul(g, r(self.wd), p) if self.any_wd else g  # L2 penalty, not in .grad
             if self.family == "sgd":
-                if self.use_m:
-                    d = _momentum_buffer(self.state["momentum_buffer"][i], d, self.m, self.has_m)
-                    new_state["momentum_buffer"].append(d)
-                new_params.append(p - _per_run(lr, p) * d)
+                step = d
+                if self.use_m:  # buf = m * buf + d (buf = d on the first step: it starts at 0)
+                    buf = r(self.m) * self.state["momentum_buffer"][i] + d
+                    step = buf if self.has_m is None else torch.where(r(self.has_m), buf, d)
+                    new_state["momentum_buffer"].append(step)
+                new_params.append(torch.addcmul(p, r(-lr), step))  # p.add_(step, alpha=-lr)
             elif self.family == "adam":
-                m = torch.lerp(self.state["exp_avg"][i], d, _per_run(self.one_minus_b1, d))
-                v = _per_run(self.b2, d) * self.state["exp_avg_sq"][i] \
-                    + _per_run(self.one_minus_b2, d) * d * d
-                denom = v.sqrt() / _per_run(self.bc2_sqrt[epoch], v) + _per_run(self.eps, v)
-                new_params.append(p - _per_run(self.step_size[epoch], p) * (m / denom))
+                m = torch.lerp(self.state["exp_avg"][i], d, r(self.one_minus_b1))
+                v = torch.addcmul(r(self.b2) * self.state["exp_avg_sq"][i],
+                                  r(self.one_minus_b2) * d, d)
+                denom = v.sqrt() / r(self.bc2_sqrt[epoch]) + r(self.eps)
+                new_params.append(p - (r(self.step_size[epoch]) * m) / denom)
                 new_state["exp_avg"].append(m)
                 new_state["exp_avg_sq"].append(v)
             else:  # rmsprop
-                sq = _per_run(self.alpha, d) * self.state["square_avg"][i] \
-                    + _per_run(self.one_minus_alpha, d) * d * d
-                scaled = d / (sq.sqrt() + _per_run(self.eps, sq))
-                if self.use_m:
-                    scaled = _momentum_buffer(self.state["momentum_buffer"][i], scaled, self.m,
-                                              self.has_m)
-                    new_state["momentum_buffer"].append(scaled)
+                sq = torch.addcmul(r(self.alpha) * self.state["square_avg"][i],
+                                   r(self.one_minus_alpha) * d, d)
+                avg = sq.sqrt() + r(self.eps)
                 new_state["square_avg"].append(sq)
-                new_params.append(p - _per_run(lr, p) * scaled)
+                if not self.use_m:
+                    new_params.append(p - (r(lr) * d) / avg)  # p.addcdiv_(d, avg, value=-lr)
+                    continue
+                buf = r(self.m) * self.state["momentum_buffer"][i] + d / avg
+                new_state["momentum_buffer"].append(buf)
+                with_m = torch.addcmul(p, r(-lr), buf)  # p.add_(buf, alpha=-lr)
+                new_params.append(with_m if self.has_m is None else
+                                  torch.where(r(self.has_m), with_m, p - (r(lr) * d) / avg))
         return new_params, new_state
 
 
@@ -248,12 +283,15 @@ def _stack_data(runs: Sequence[SimpleNamespace], dtype: torch.dtype, device: tor
 
 
 def _train_group(runs: Sequence[SimpleNamespace], device: torch.device) -> list[History]:
-    """One batched program for runs of one group (see ``group_key``)."""
+    """One batched program for the runs of one group (see ``group_key``): the loop's steps
+    in its order, each on all runs at once. A run that stops (non-finite loss, early stop)
+    keeps its slots frozen from then on, selected with torch.where, so it never touches the
+    numbers of the others."""
     start = time.perf_counter()
     n_runs, tc = len(runs), runs[0].train
     epochs, kind, dtype = tc.epochs, runs[0].model.name, DTYPES[tc.dtype]
     x_tr, y_tr, x_va, y_va = _stack_data(runs, dtype, device)
-    powers = torch.arange(1, runs[0].model.degree + 1, device=device).to(dtype) if kind == "poly" else None
+    f_tr, f_va = (_features(kind, x, runs[0].model.degree) for x in (x_tr, x_va))
     params = _init_params(runs, dtype, device)
 
     # Learning rates are pure functions of the epoch: one table, built before the loop.
@@ -279,7 +317,7 @@ def _train_group(runs: Sequence[SimpleNamespace], device: torch.device) -> list[
     rows, alive_rows = [], []
     sync_every = 1 if device.type == "cpu" else 25  # a host sync per epoch is free only on CPU
     for epoch in range(epochs):
-        loss, grads = _loss_and_grads(kind, params, x_tr, y_tr, powers)
+        loss, grads = _loss_and_grads(kind, params, f_tr, y_tr)
         if all_zero:
             new_acc = grads
         elif none_zero:
@@ -288,8 +326,8 @@ def _train_group(runs: Sequence[SimpleNamespace], device: torch.device) -> list[
             new_acc = [torch.where(_per_run(zero_grad, g), g, a + g) for a, g in zip(acc, grads)]
         # clip_grad_norm_: total 2-norm over the run's parameters, then scale by
         # min(max_norm / (norm + 1e-6), 1) -- always multiplied, as torch does.
-        norm = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(a.flatten(1), dim=1) for a in new_acc]), dim=0)
+        per_param = [torch.linalg.vector_norm(a.flatten(1), dim=1) for a in new_acc]
+        norm = torch.linalg.vector_norm(torch.stack(per_param, dim=1), dim=1)  # innermost, as torch
         coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
         new_acc = [a * _per_run(coef, a) for a in new_acc]
         new_params, new_state = opt.step(params, new_acc, lr[epoch], epoch)
@@ -300,7 +338,7 @@ def _train_group(runs: Sequence[SimpleNamespace], device: torch.device) -> list[
         opt.state = {k: _where(alive, new_state[k], opt.state[k]) for k in opt.state}
 
         with torch.no_grad():
-            val = _mse(_forward(kind, params, x_va, powers), y_va)
+            val = _mse(_layers(params, f_va), y_va)
         row = [loss, val, norm, lr[epoch]]
         if kind == "linear":
             row += [params[0].view(n_runs), params[1].view(n_runs)]
@@ -321,15 +359,22 @@ def _train_group(runs: Sequence[SimpleNamespace], device: torch.device) -> list[
         if epoch % sync_every == sync_every - 1 and not bool(alive.any()):
             break
 
+    names = METRICS + (LINEAR_METRICS if kind == "linear" else ())
+    return _histories(rows, alive_rows, reason, names, epochs, device,
+                      seconds=(time.perf_counter() - start) / n_runs)
+
+
+def _histories(rows: list[Tensor], alive_rows: list[Tensor], reason: Tensor,
+               names: tuple[str, ...], epochs: int, device: torch.device, seconds: float
+               ) -> list[History]:
+    """Cut each run's History from the per-epoch rows: it ends at the epoch it stopped (that
+    epoch included). ``seconds`` is each run's share of the program's wall time."""
     block = torch.stack(rows).cpu().double()  # (epochs run, metrics, runs): one copy to the host
     counts = torch.stack(alive_rows).sum(dim=0).tolist()
-    reasons = reason.tolist()
-    names = METRICS + (LINEAR_METRICS if kind == "linear" else ())
-    share = (time.perf_counter() - start) / n_runs
     out = []
-    for r in range(n_runs):
+    for r, code in enumerate(reason.tolist()):
         cols = block[: counts[r], :, r]
         metrics = {k: cols[:, j].tolist() for j, k in enumerate(names)}
-        out.append(History(metrics=metrics, epochs=epochs, stop_reason=STOP_REASONS[reasons[r]],
-                           device=str(device), seconds=share))
+        out.append(History(metrics=metrics, epochs=epochs, stop_reason=STOP_REASONS[code],
+                           device=str(device), seconds=seconds))
     return out

@@ -172,6 +172,12 @@ def train(cfg: Any, on_flush: Optional[Callable[[int, dict[str, list[float]]], N
     flushed = 0
     start = last_flush = time.perf_counter()
 
+    # A tiny full-batch loop gains nothing from intra-op threads and loses to their hand-offs,
+    # several times over on a busy machine; the engine does the same for small programs.
+    small = device.type == "cpu" and (cfg.data.n_train + cfg.data.n_val) * sum(p.numel() for p in model.parameters()) < 1_000_000
+    threads = torch.get_num_threads()
+    if small:
+        torch.set_num_threads(1)
     model.train()
     try:
         for epoch in range(tc.epochs):
@@ -217,5 +223,8 @@ def train(cfg: Any, on_flush: Optional[Callable[[int, dict[str, list[float]]], N
         if on_flush is not None:
             on_flush(flushed, {k: v[flushed:] for k, v in history.metrics.items()})
         raise
+    finally:
+        if small:
+            torch.set_num_threads(threads)
     history.seconds = time.perf_counter() - start
     return history

@@ -30,8 +30,8 @@ def is_sweeps_task(task_function: Any) -> bool:
     """True when ``task_function`` runs ``sweeps.app.run_job`` per job and nothing else."""
     if getattr(task_function, "sweeps_batchable", False):
         return True
-    name = (getattr(task_function, "__module__", None), getattr(task_function, "__qualname__", None))
-    return name in SWEEPS_TASKS
+    return (getattr(task_function, "__module__", None),
+            getattr(task_function, "__qualname__", None)) in SWEEPS_TASKS
 
 
 # --- composing ------------------------------------------------------------------------------------
@@ -93,7 +93,8 @@ class SweepComposer:
                 values.append(o)
         return tuple(groups), values
 
-    def _apply(self, base: DictConfig, parsed: list[Override], values: list[Override]) -> DictConfig:
+    def _apply(self, base: DictConfig, parsed: list[Override], values: list[Override]
+               ) -> DictConfig:
         cfg = copy.deepcopy(base)
         OmegaConf.copy_cache(from_config=self.master, to_config=cfg)
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)  # what Hydra itself calls
@@ -117,7 +118,8 @@ class Job:
     config: DictConfig
     mode: str = "batch"  # batch | alone | resume
     why: str = ""  # why it runs alone
-    history: Any = None
+    parent: Optional[dict] = None  # the sweep's parent run (sweeps.app.find_parent)
+    history: Any = None  # what the engine trained
 
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -150,32 +152,38 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         for j in jobs:
             j.mode, j.why = "alone", "hydra.launcher.batch=false"
     else:
-        plan(jobs, sweep_dir)
+        from sweeps.app import find_parent
+
+        parent = find_parent(str(sweep_dir))  # what the sweep's start callback left for its jobs
+        for j in jobs:
+            # as sweeps.app.run_job: a job belongs to the parent run only in a multirun
+            multirun = str(OmegaConf.select(j.config, "hydra.mode")) == "RunMode.MULTIRUN"
+            j.parent = parent if multirun else None
+        plan(jobs)
         train(jobs)
 
-    from sweeps.app import find_parent
-
-    parent = find_parent(str(sweep_dir))
     returns = []
     for j in jobs:
-        returns.append(_run(ctx, j, task if j.mode != "batch" else _recorder(j, parent)))
+        returns.append(_run(ctx, j, task if j.mode != "batch" else _recorder(j)))
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return returns
 
 
-def plan(jobs: list[Job], sweep_dir: Path) -> None:
+def plan(jobs: list[Job]) -> None:
     """Decide per job: resumed (finished before; the task skips it), alone (the engine cannot
     train it, logged with why) or batched."""
-    from sweeps.app import find_parent
     from sweeps.config import config_hash
     from sweeps.engine import unsupported
 
-    done = (find_parent(str(sweep_dir)) or {}).get("done", {})
     for j in jobs:
-        if j.config.sweep.resume and config_hash(j.config) in done:
-            j.mode = "resume"  # sweeps.app.run_job skips it (mark_skipped) without training
-            continue
-        why = unsupported(j.config)
+        try:
+            done = (j.parent or {}).get("done", {})
+            if j.config.sweep.resume and config_hash(j.config) in done:
+                j.mode = "resume"  # sweeps.app.run_job skips it (mark_skipped) without training
+                continue
+            why = unsupported(j.config)
+        except Exception as err:  # noqa: BLE001 - the job itself will report it, in its own run
+            why = f"{type(err).__name__}: {err}"
         if why is not None:
             j.mode, j.why = "alone", why
             log.info("#%d runs on its own (sequential loop): %s", j.num, why)
@@ -208,7 +216,7 @@ def train(jobs: list[Job]) -> None:
              time.perf_counter() - started, counts["alone"], counts["resume"])
 
 
-def _recorder(job: Job, parent: Optional[dict]) -> Callable[[DictConfig], float]:
+def _recorder(job: Job) -> Callable[[DictConfig], float]:
     """A task function that records ``job``'s batched History as sweeps.app.run_job records a
     run it trained itself: same parent, tags, params, metrics and artifacts."""
 
@@ -217,8 +225,9 @@ def _recorder(job: Job, parent: Optional[dict]) -> Callable[[DictConfig], float]
 
         hc = HydraConfig.get()
         outcome = app.execute(
-            cfg, list(hc.overrides.task), parent=parent, job_dir=Path(hc.runtime.output_dir),
-            extra_tags={"sweeps.job_num": hc.job.num} if parent else None, trained=job.history,
+            cfg, list(hc.overrides.task), parent=job.parent, job_dir=Path(hc.runtime.output_dir),
+            extra_tags={"sweeps.job_num": hc.job.num} if job.parent else None,
+            trained=job.history,
         )
         return outcome.objective
 

@@ -33,6 +33,28 @@ NOISY_CFG = {"data": {"noise": 2.0, "n_val": 20}}  # irreducible MSE 4.0
 NOISY_FLAT = {"data.noise": "2.0", "data.n_val": "20"}  # the same, as MLflow params
 U_VAL = 0.3 + 0.5 * np.exp(-T / 10) + 0.002 * np.maximum(T - 40, 0)  # best at ~epoch 40, then up
 
+
+def _gd(lr: float, floor: float, n: int = 200) -> np.ndarray:
+    """Exact full-batch gradient descent on a 2-parameter MSE (Hessian eigenvalues 0.53 and 2.0,
+    the few-point line's): each mode's excess loss shrinks by (1 - lr * lam)**2 per epoch. The
+    floor is the sample's least-squares optimum, which sits below noise**2 for a noisy sample."""
+    t = np.arange(n)
+    return floor + 0.8 * (1 - lr * 0.53) ** (2 * t) + 0.8 * (1 - lr * 2.0) ** (2 * t)
+
+
+def _bump(at: float, height: float, width: float) -> np.ndarray:
+    return height * np.exp(-0.5 * ((T - at) / width) ** 2)
+
+
+# lr = 0.001: after 200 epochs the modes keep 81% and 45% of their excess: ~37% removed, still
+# falling almost straight. lr = 0.01: 12% and 0.03% kept: ~94% removed, levelled off.
+UNDERTRAINED, CONVERGED = _gd(0.001, 1.94), _gd(0.01, 1.94)
+SPIKE = _decay() + _bump(160, 0.3, 3)  # settled, then an adaptive step outgrows the minimum
+BLIP = _decay() + 0.3 * (T == 160)  # one outlying epoch
+# Swings that shot up 2000x and are coming down: they end ~160x above the start, yet far below
+# their peak (RMSprop with accumulated gradients does this: bounded, not blowing up).
+BOUNDED = np.r_[np.linspace(1, 1500, 6), 1000 * np.exp(-T[6:] / 150) * (1.5 + np.sin(T[6:]))]
+
 # (train, val, config, expected symptom)
 CURVES = [
     # healthy: fell to what the data allows and stayed there
@@ -53,12 +75,29 @@ CURVES = [
     pytest.param(_decay(), _decay(0.4, 0.5, 10) + _jitter(0.03, seed=2), None, "healthy",
                  id="val-noisy-levels-off"),
     pytest.param(np.zeros(50), None, None, "healthy", id="all-zero"),
+    pytest.param(CONVERGED, None, None, "healthy", id="gd-converged"),
+    pytest.param(CONVERGED, None, {"data": {"noise": 0.5}}, "healthy", id="gd-converged-noise-0.5"),
+    pytest.param(CONVERGED, None, NOISY_CFG, "healthy", id="gd-converged-noise-2"),
+    pytest.param(_decay(0.1, 1.0, 200 / 1.3), None, None, "healthy", id="decay-kT-1.3"),
+    pytest.param(BLIP, None, None, "healthy", id="one-epoch-blip"),
+    # a fast drop, then a slow creep that does not slow down: followed over 10x the run, the
+    # creep (0.02 per 200 epochs) is small next to the drop (1.0): not a stall
+    pytest.param(1 + np.exp(-T / 5) - 1e-4 * T, None, None, "healthy", id="drop-then-slow-creep"),
     # stalled: barely moved, smoothly
     pytest.param(1 - 1e-4 * T, None, None, "stalled", id="nearly-flat-line"),
     pytest.param(np.ones(200), None, None, "stalled", id="constant"),
     pytest.param(_decay(0.0, 1.0, 5000), None, None, "stalled", id="tiny-exponential-progress"),
     pytest.param(5.12 - 1e-4 * T, None, NOISY_CFG, "stalled", id="noisy-data-stall"),
     pytest.param(1 - 1e-4 * T, 0.5 + 1e-3 * T, None, "stalled", id="flat-train-rising-val"),
+    # still far from its own asymptote whatever the noise: the noise level must not flip it
+    pytest.param(UNDERTRAINED, None, None, "stalled", id="gd-undertrained"),
+    pytest.param(UNDERTRAINED, None, {"data": {"noise": 0.5}}, "stalled",
+                 id="gd-undertrained-noise-0.5"),
+    pytest.param(UNDERTRAINED, None, NOISY_CFG, "stalled", id="gd-undertrained-noise-2"),
+    pytest.param(UNDERTRAINED, None, NOISY_FLAT, "stalled", id="gd-undertrained-noise-2-flat"),
+    pytest.param(3.57 - 0.003 * T, None, NOISY_CFG, "stalled", id="straight-fall-below-noise2"),
+    # one time constant (1 - 1/e removed) is the line: k*T = 0.9 stalls, k*T = 1.3 does not
+    pytest.param(_decay(0.1, 1.0, 200 / 0.9), None, None, "stalled", id="decay-kT-0.9"),
     # diverged: non-finite, or blew up
     pytest.param(np.r_[1 - 0.01 * T[:50], NAN], None, None, "diverged", id="nan-after-falling"),
     pytest.param([1.0, 2.0, 4.0, 8.0, INF], None, None, "diverged", id="inf"),
@@ -77,6 +116,8 @@ CURVES = [
                  id="slow-waves"),
     pytest.param(0.5 + 0.1 * np.cos(T * np.pi / 2) + 0.5 * np.exp(-T / 20), None, None,
                  "oscillating", id="period-4-waves"),
+    pytest.param(SPIKE, None, None, "oscillating", id="late-spike"),
+    pytest.param(BOUNDED, None, None, "oscillating", id="huge-swings-coming-down"),
     # overfitting: train down, val up well before the end
     pytest.param(_decay(), U_VAL, None, "overfitting", id="val-u-shape"),
     pytest.param(_decay(), U_VAL + _jitter(0.01, seed=3), None, "overfitting", id="val-u-noisy"),
@@ -167,6 +208,72 @@ def test_with_zero_grad_the_step_size_is_blamed(config):
     assert d.symptom == "oscillating"
     assert "zero_grad" not in d.cause
     assert d.fix == ["optimizer.lr=0.003", "train.lr_schedule=cosine"]
+
+
+def test_missing_zero_grad_is_named_whatever_the_symptom():
+    """The running sum of gradients corrupts every step: a stalled run is told to clear them
+    first (then its lr is judged again), an overfitting one after its own fix."""
+    no_zero_grad = {"train.zero_grad": "false", "optimizer.lr": "0.001"}
+    d = diagnose(UNDERTRAINED, config=no_zero_grad)
+    assert d.symptom == "stalled" and "zero_grad" in d.cause
+    assert d.fix[:2] == ["train.zero_grad=true", "optimizer.lr=0.01"]
+    d = diagnose(_decay(), U_VAL, config=no_zero_grad)
+    assert d.symptom == "overfitting" and "zero_grad" in d.cause
+    assert d.fix[0] == "train.early_stop=true" and "train.zero_grad=true" in d.fix
+
+
+def test_val_turned_before_the_swings_early_stopping_comes_first():
+    """Early stopping (patience 20) ends the run ~20 epochs after val's minimum (~epoch 40), long
+    before the spike at 160: it cures the overfitting and the swings at once; a lower lr only
+    the swings."""
+    d = diagnose(SPIKE, U_VAL, config={"optimizer.lr": 0.1})
+    assert d.symptom == "oscillating"
+    assert d.fix == ["train.early_stop=true", "optimizer.lr=0.01", "train.lr_schedule=cosine"]
+    d = diagnose(SPIKE, _decay(0.3, 0.5, 10), config={"optimizer.lr": 0.1})  # val never turned
+    assert d.fix == ["optimizer.lr=0.01", "train.lr_schedule=cosine"]
+
+
+def test_overfitting_that_early_stopping_would_cut_mid_swing_gets_weight_decay_first():
+    """Val is best at ~epoch 17, so early stopping would end the run at ~37, while the train
+    loss still zig-zags by ~+-0.09 (it dies out by the judged half): weight decay first."""
+    zigzag = _decay(0.1, 1.0, 20) + 0.2 * 0.96**T * ALT
+    val = 0.3 + 0.5 * np.exp(-T / 5) + 0.003 * np.maximum(T - 10, 0)
+    d = diagnose(zigzag, val)
+    assert d.symptom == "overfitting"
+    assert d.fix == ["optimizer.weight_decay=0.01", "train.early_stop=true"]
+    assert diagnose(_decay(0.1, 1.0, 20), val).fix[0] == "train.early_stop=true"
+
+
+def test_early_stopped_run_still_falling_is_not_stalled():
+    """Early stopping ended the run at its val optimum: more epochs would not have helped val,
+    so a train loss still falling at the end is not a stall."""
+    t = np.arange(72.0)
+    still_falling = 3.6 - 0.02 * t
+    val = 4.25 - 0.4 * (1 - np.exp(-t / 10))
+    assert diagnose(still_falling, val).symptom == "stalled"
+    stopped = {"train": {"early_stop": True, "epochs": 200}}
+    assert diagnose(still_falling, val, config=stopped).symptom == "healthy"
+    flat_val = 4.25 + 0.0 * t  # val never improved: early stopping stopped a stall
+    assert diagnose(still_falling, flat_val, config=stopped).symptom == "stalled"
+
+
+def test_a_gradient_that_did_not_shrink_is_a_stall():
+    """The curve levels off, but the gradient kept its size: the steps shrank (an adaptive
+    optimizer's warm-up, an annealed lr), the minimum did not come near. Near a minimum the
+    excess loss goes as the squared gradient, so >= 1/e of it is left while the gradient keeps
+    >= e**-0.5 of its largest norm. With zero_grad off the norm is the running sum's: ignored."""
+    levelled = 0.5 + 0.5 * np.exp(-T / 30)
+    assert diagnose(levelled).symptom == "healthy"
+    assert diagnose(levelled, grad_norm=np.exp(-T / 60)).symptom == "healthy"
+    assert diagnose(levelled, grad_norm=np.ones(200)).symptom == "stalled"
+    d = diagnose(levelled, grad_norm=np.ones(200), config={"train.zero_grad": "false"})
+    assert d.symptom == "healthy"
+
+
+def test_blow_up_that_is_coming_back_down_is_a_swing():
+    assert diagnose(BOUNDED).symptom == "oscillating"
+    assert diagnose(BOUNDED, thresholds=Thresholds(worst_ratio=0.0)).symptom == "diverged"
+    assert diagnose(0.5 * 1.05**T).symptom == "diverged"  # still at its worst
 
 
 NAN_RUN = [0.5, 2.0, 8.0, NAN]  # the loss quadruples per epoch: lr*lam ~ 3, 10x is enough
@@ -279,6 +386,54 @@ def test_divergence_fix_is_a_tenth_of_the_lr(linear_run):
     assert d.fix[0].startswith("optimizer.lr=")
     assert float(d.fix[0].split("=")[1]) == pytest.approx(lr / 10, rel=1e-5)
     assert d.fix[1] == "train.clip_grad_norm=1.0"
+
+
+# --- the few-point preset: the noise level must not flip the label ----------------------------
+# data=few: 12 points x ~ U(-1, 1), y = 0.8x + 0.5 + noise * N(0, 1); linear model from w = b = 0.
+# The floor is the sample's least-squares optimum (below noise**2 for a noisy sample); exact
+# gradient descent removes the share 1 - sum_i c_i (1 - lr lam_i)**(2T) / sum_i c_i of what lies
+# above it (c_i: the initial excess in eigenmode i of H = 2/n Phi^T Phi).
+
+
+@pytest.fixture
+def few_run(make_cfg):
+    def _run(*overrides: str):
+        cfg = make_cfg("train.device=cpu", "data=few", *overrides)
+        h = train(cfg)
+        return cfg, diagnose(h["train_loss"], h["val_loss"], config=training_config(cfg),
+                             grad_norm=h["grad_norm"])
+
+    return _run
+
+
+def _exact_removed(cfg, lr: float, epochs: int) -> float:
+    data = make_data(cfg.data, cfg.train.seed)
+    x, y = data.x_train.double().numpy()[:, 0], data.y_train.double().numpy()[:, 0]
+    phi = np.c_[x, np.ones_like(x)]
+    lam, q = np.linalg.eigh(2 / len(x) * phi.T @ phi)
+    c = lam / 2 * (q.T @ np.linalg.lstsq(phi, y, rcond=None)[0]) ** 2  # from theta = 0
+    return float(1 - np.sum(c * (1 - lr * lam) ** (2 * epochs)) / np.sum(c))
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5, 2.0])
+def test_undertrained_run_is_stalled_at_every_noise_level(few_run, noise):
+    """lr = 0.001 removes ~45% of the reducible loss in 200 epochs at every noise level (10x the
+    epochs remove > 95%): short of one time constant, whatever the noise."""
+    cfg, d = few_run("optimizer.lr=0.001", f"data.noise={noise}")
+    assert _exact_removed(cfg, 0.001, 200) < 1 - math.exp(-1)
+    assert _exact_removed(cfg, 0.001, 2000) > 0.95
+    assert d.symptom == "stalled", d.evidence
+    assert d.fix[0] == "optimizer.lr=0.01"
+    _, healed = few_run(d.fix[0], f"data.noise={noise}")
+    assert healed.symptom == "healthy", healed.evidence
+
+
+@pytest.mark.parametrize("lr", [0.01, 0.1])
+@pytest.mark.parametrize("noise", [0.0, 0.5, 2.0])
+def test_converged_noisy_run_is_healthy(few_run, lr, noise):
+    cfg, d = few_run(f"optimizer.lr={lr}", f"data.noise={noise}")
+    assert _exact_removed(cfg, lr, 200) > 0.95
+    assert d.symptom == "healthy", d.evidence
 
 
 # --- the first fix makes the run healthy -------------------------------------------------------

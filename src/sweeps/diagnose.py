@@ -16,25 +16,31 @@ SYMPTOMS = ("healthy", "diverged", "stalled", "oscillating", "overfitting")
 @dataclass(frozen=True)
 class Thresholds:
     """Every number the labeller decides with. Loss changes are measured against the run's own
-    *reducible loss* (initial loss minus the floor the data allows), never in absolute units."""
+    *reducible loss* (initial loss minus the floor its curve is heading for), never in absolute
+    units."""
 
     # Reading the curve
     smooth: int = 5  # epochs in the running median that reads levels off jittery curves
     judged_share: float = 0.5  # the last half of the run is judged for settling down
     min_epochs: int = 3  # fewer finite epochs cannot be judged (healthy, unless non-finite)
-    level_q: float = 0.5  # a curve whose 2nd half fell by less than this share of its 1st half's
-    #   drop has levelled off: its floor is extrapolated from it (else data.noise**2, else 0)
+    level_noise: float = 3.0  # a quarter's drop within this many std devs of the judged epochs'
+    #   jitter is no drop: a curve whose last quarter is that flat has levelled off
+    horizon: float = 10.0  # the floor a run is heading for: where its tail's decay takes it in
+    #   this many times its epochs (a tail that does not slow down is not followed to infinity)
     nothing_to_learn: float = 1e-3  # reducible loss below this share of the initial loss: the
     #   run started at its floor, so nothing could be removed and nothing stalled
     # diverged
     blowup_ratio: float = 100.0  # smoothed end level above this multiple of the initial loss
+    worst_share: float = 0.25  # ... with the peak of this last share of the run at least
+    worst_ratio: float = 0.5  # ... this share of the run's peak (not recovering from it)
     growth_ratio: float = 2.0  # or: end >= this multiple of the initial loss ...
     growth_steady: float = 0.9  # ... with at least this share of the judged epochs going up
     # oscillating (does not settle)
     osc_rise: float = 0.2  # the smoothed loss ends >= this * reducible above its judged minimum
-    osc_swing: float = 0.1  # or: the loss sits >= this * reducible above its lowest value so
-    osc_busy: float = 0.2  #   far in >= this share of the judged epochs (a wave or a zig-zag of
-    #   half-amplitude B spends ~half its epochs up to 2B above; an isolated spike a few)
+    osc_swing: float = 0.1  # or: the loss climbs back >= this * reducible above its lowest value
+    osc_epochs: int = 2  #   so far, for at least this many of the judged epochs: a settled run
+    #   does not climb back (waves, zig-zags and the late spikes of an adaptive optimizer whose
+    #   step outgrows the minimum all do); a single-epoch blip is not counted
     osc_noise: float = 6.0  # both, if the judged epochs look like noise: also >= this many std
     #   devs of their jitter (a running median of iid noise wanders ~2.5 std devs)
     structure: float = 0.5  # patterned: some autocorrelation of the detrended judged epochs at
@@ -53,7 +59,12 @@ class Thresholds:
     overfit_gap_min: int = 5  # ... and at least this many epochs before it
     overfit_train_fall: float = 0.01  # ... while train fell >= this * reducible after it
     # stalled
-    stall_share: float = 0.5  # less than this share of the reducible loss removed by the end
+    stall_share: float = 1 - math.exp(-1)  # less than this share of the reducible loss removed:
+    #   the run has not got through one time constant of its own decay (1 - 1/e ~ 0.63)
+    stall_grad: float = math.exp(-0.5)  # or: the gradient norm still has this share of its
+    #   largest (zero_grad on): near a minimum the excess loss goes as the squared gradient, so
+    #   at most 1 - 1/e of it can be gone; catches a curve that flattens because the optimizer's
+    #   steps shrank (RMSprop's warm-up, a decaying schedule) rather than because it arrived
     # fixes
     stall_target: float = 0.8  # a stalled run's lr is raised to remove this share in its epochs
     min_progress: float = 1e-3  # removed share below which a stall says nothing about the lr
@@ -119,89 +130,177 @@ def diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]] = 
     init = float(train[0])
     smooth = _smooth(train, t.smooth)
     end = float(smooth[-1])
-    floor = _floor(train, smooth, cfg.get_float("data.noise"), t.level_q)
+    cut = int(len(train) * (1 - t.judged_share))
+    judged = train[cut:]
+    floor, tail_ratio = _floor(train, smooth, cfg.get_float("data.noise"), _jitter(judged), t)
     reducible = init - floor
     trivial = reducible <= t.nothing_to_learn * abs(init)
     scale = max(reducible, t.nothing_to_learn * abs(init), 1e-12)
     removed = 1.0 if trivial else (init - end) / reducible
     ev.update(initial_loss=_r(init), final_loss=_r(train[-1]), floor=_r(floor),
-              removed_share=_r(removed))
+              removed_share=_r(removed), tail_ratio=_r(min(tail_ratio, 99.0)))
     if len(grads) and grads[0] > 0:
         ev["grad_norm_last_over_first"] = _r(grads[-1] / grads[0])
 
-    # 2. Blew up: far above the start, or climbing steadily past it.
-    cut = int(len(train) * (1 - t.judged_share))
-    judged = train[cut:]
+    # 2. Blew up: far above the start and still near its worst (a loss that came back down a
+    #    long way from an early peak is swinging, not blowing up), or climbing steadily past it.
     ups = float(np.mean(np.diff(judged) > 0)) if len(judged) > 2 else 0.0
-    if end > t.blowup_ratio * max(abs(init), 1e-12) or \
+    last = train[int(len(train) * (1 - t.worst_share)):]
+    worst = bool(np.max(last) >= t.worst_ratio * np.max(train))
+    if (end > t.blowup_ratio * max(abs(init), 1e-12) and worst) or \
             (end >= t.growth_ratio * init > 0 and ups >= t.growth_steady):
         ev.update(end_over_initial=_r(end / init) if init else None, rising_share=_r(ups))
         return _verdict("diverged", cfg, ev, t, ratio=_growth(train))
 
-    # 3. Does not settle: ends climbing back up, or spends much of the judged epochs well above
-    #    the lowest loss reached so far (waves, zig-zag; an isolated spike that recovers does
-    #    not), or val zig-zags: the weights still bounce across the minimum (lr*lam ~ 2).
+    # 3. Does not settle: ends climbing back up, or climbs back well above the lowest loss
+    #    reached so far for a few epochs (waves, zig-zag, recurring spikes; a one-epoch blip does
+    #    not count), or val zig-zags: the weights still bounce across the minimum (lr*lam ~ 2).
     #    Only a tail without pattern (iid jitter) must also stand out from its own jitter.
-    patterned = _max_autocorr(judged, t.max_lag) >= t.structure
-    noise = 0.0 if patterned else t.osc_noise * _jitter(judged)
-    climb = float(smooth[-1] - np.min(smooth[cut:]))
-    above = judged - np.minimum.accumulate(judged)
-    busy = float(np.mean(above >= max(t.osc_swing * scale, noise)))
+    climb, busy, swing, first = _unsettled(train, smooth, scale, t)
     tail = int(len(train) * (1 - t.zigzag_tail))
     v_flips, v_half_amp = _zigzag(val[tail:])
     v_zigzag = v_half_amp if v_flips >= t.zigzag_flips else 0.0
-    ev.update(tail_climb=_r(climb / scale), tail_busy_share=_r(busy),
-              tail_max_swing=_r(float(np.max(above)) / scale),
-              tail_sign_changes=_sign_changes(train[tail:]), tail_patterned=bool(patterned),
+    ev.update(tail_climb=_r(climb / scale), tail_epochs_above=busy,
+              tail_max_swing=_r(swing / scale), tail_sign_changes=_sign_changes(train[tail:]),
               val_tail_zigzag=_r(v_zigzag / scale))
-    if (climb >= max(t.osc_rise * scale, noise)) or busy >= t.osc_busy or \
-            v_zigzag >= t.zigzag_amp * scale:
-        over = max(climb / (t.osc_rise * scale), float(np.max(above)) / (t.osc_swing * scale), 1.0)
-        return _verdict("oscillating", cfg, ev, t, ratio=over)
+    if climb >= t.osc_rise * scale or busy >= t.osc_epochs or v_zigzag >= t.zigzag_amp * scale:
+        over = max(climb / (t.osc_rise * scale), swing / (t.osc_swing * scale), 1.0)
+        # Val already turned up before the swings began: early stopping ends the run at its val
+        # minimum, before them, and so cures both (a lower lr would leave the overfitting).
+        turned = len(val) >= first > 0 and _val_turn(train[:first], smooth[:first], val[:first],
+                                                     scale, cfg, t)
+        stop = _early_stop_at(val, cfg)
+        early = bool(turned) and stop is not None and stop < first
+        if early:
+            ev["val_turned_before_swings"] = True
+        return _verdict("oscillating", cfg, ev, t, ratio=over, early_stop_first=early)
 
     # 4. Train fits (not stalled) and keeps falling while val climbs clearly above its minimum,
     #    reached well before the end, by more than its jitter and the val set's sampling noise.
     if len(val) >= t.min_epochs and removed >= t.stall_share:
-        vs = _smooth(val, t.smooth)
-        i_min = int(np.argmin(vs))
-        v_min, v_rise = float(vs[i_min]), float(vs[-1] - vs[i_min])
-        fell = float(smooth[i_min] - smooth[-1])
-        ev.update(val_min_epoch=i_min, val_rise=_r(v_rise / max(abs(v_min), 1e-12)),
-                  train_fall_after_val_min=_r(fell / scale))
+        turned = _val_turn(train, smooth, val, scale, cfg, t, ev)
         epochs = cfg.get_int("train.epochs")
         caught = bool(cfg.get_bool("train.early_stop")) and epochs is not None and len(val) < epochs
-        if (v_rise > 0 and v_rise >= t.overfit_rise * abs(v_min)
-                and v_rise >= t.overfit_noise * _jitter(val)
-                and v_rise >= t.overfit_sampling * _val_sampling_sd(cfg)
-                and len(val) - 1 - i_min >= max(t.overfit_gap_min, t.overfit_gap * len(val))
-                and fell >= t.overfit_train_fall * scale):
-            if not caught:
-                return _verdict("overfitting", cfg, ev, t)
+        if turned and not caught:
+            # Where would early stopping end this run? If the loss still swings there, it would
+            # stop a run that never settled; weight decay regularises without cutting it short.
+            stop = _early_stop_at(val, cfg)
+            c2, b2, _, _ = _unsettled(train[:stop + 1], smooth[:stop + 1], scale, t) \
+                if stop is not None else (0.0, 0, 0.0, 0)
+            unsettled = c2 >= t.osc_rise * scale or b2 >= t.osc_epochs
+            if unsettled:
+                ev["swings_at_early_stop"] = stop
+            return _verdict("overfitting", cfg, ev, t, early_stop_first=not unsettled)
+        if turned:
             ev["early_stopped"] = True  # early stopping already ended it at the val minimum
+    if _early_stopped(cfg, val, t):
+        # Early stopping ended the run once val stopped improving, after it had improved: more
+        # epochs would not have helped val, so a train loss still falling is not a stall.
+        ev["early_stopped"] = True
+        return _verdict("healthy", cfg, ev, t, note="Early stopping ended the run at its "
+                        "validation optimum.")
 
-    # 5. Barely moved: little of what the data allows was removed (smoothly: 3 found no swings).
-    if removed < t.stall_share:
-        return _verdict("stalled", cfg, ev, t, ratio=max(float(removed), 0.0))
+    # 5. Barely moved: little of what the data allows was removed (smoothly: 3 found no swings),
+    #    or the gradient says the minimum is still far (with zero_grad off it is the running sum).
+    g_left = None
+    if len(grads) == len(train) and cfg.get_bool("train.zero_grad") is not False \
+            and float(np.max(grads)) > 0:
+        g_left = float(grads[-1] / np.max(grads))
+        ev["grad_norm_last_over_max"] = _r(g_left)
+    if removed < t.stall_share or (g_left is not None and g_left >= t.stall_grad):
+        share = min(float(removed), 1 - g_left**2) if g_left is not None else float(removed)
+        return _verdict("stalled", cfg, ev, t, ratio=max(share, 0.0))
     return _verdict("healthy", cfg, ev, t)
+
+
+def _unsettled(train: np.ndarray, smooth: np.ndarray, scale: float,
+               t: Thresholds) -> tuple[float, int, float, int]:
+    """How far the judged part of a curve fails to settle: (how far its smoothed level ends
+    above its judged minimum, how many judged epochs sit >= osc_swing * scale above the lowest
+    loss so far, the largest such climb, the first epoch that does). An unpatterned (iid)
+    tail must also stand out from its own jitter."""
+    n = len(train)
+    cut = int(n * (1 - t.judged_share))
+    judged = train[cut:]
+    if len(judged) < 2:
+        return 0.0, 0, 0.0, n
+    patterned = _max_autocorr(judged, t.max_lag) >= t.structure
+    noise = 0.0 if patterned else t.osc_noise * _jitter(judged)
+    climb = float(smooth[-1] - np.min(smooth[cut:]))
+    above = judged - np.minimum.accumulate(judged)
+    high = np.flatnonzero(above >= max(t.osc_swing * scale, noise))
+    if climb < noise:
+        climb = 0.0
+    return climb, len(high), float(np.max(above)), cut + int(high[0]) if len(high) else n
+
+
+def _val_turn(train: np.ndarray, smooth: np.ndarray, val: np.ndarray, scale: float,
+              cfg: "_Params", t: Thresholds, ev: Optional[dict[str, Any]] = None) -> bool:
+    """Val climbs clearly above its minimum (reached well before the end, by more than its
+    jitter and the val set's sampling noise) while train keeps falling."""
+    if len(val) < t.min_epochs:
+        return False
+    vs = _smooth(val, t.smooth)
+    i_min = int(np.argmin(vs))
+    v_min, v_rise = float(vs[i_min]), float(vs[-1] - vs[i_min])
+    fell = float(smooth[i_min] - smooth[-1])
+    if ev is not None:
+        ev.update(val_min_epoch=i_min, val_rise=_r(v_rise / max(abs(v_min), 1e-12)),
+                  train_fall_after_val_min=_r(fell / scale))
+    return (v_rise > 0 and v_rise >= t.overfit_rise * abs(v_min)
+            and v_rise >= t.overfit_noise * _jitter(val)
+            and v_rise >= t.overfit_sampling * _val_sampling_sd(cfg)
+            and len(val) - 1 - i_min >= max(t.overfit_gap_min, t.overfit_gap * len(val))
+            and fell >= t.overfit_train_fall * scale)
+
+
+def _early_stop_at(val: np.ndarray, cfg: "_Params") -> Optional[int]:
+    """The epoch at which the loop's early stopping (train.patience epochs without a new best
+    val loss; 20 if unknown) would end this run, or None if it never would."""
+    patience = cfg.get_int("train.patience") or 20
+    best, since = math.inf, 0
+    for i, v in enumerate(val):
+        best, since = (float(v), 0) if v < best else (best, since + 1)
+        if since >= patience:
+            return i
+    return None
+
+
+def _early_stopped(cfg: "_Params", val: np.ndarray, t: Thresholds) -> bool:
+    """Early stopping ended the run before its epochs, after val had clearly improved."""
+    epochs = cfg.get_int("train.epochs")
+    if not cfg.get_bool("train.early_stop") or epochs is None or len(val) >= epochs \
+            or len(val) < t.min_epochs:
+        return False
+    vs = _smooth(val, t.smooth)
+    gain = float(val[0] - np.min(vs))
+    return gain > max(t.overfit_noise * _jitter(val), t.nothing_to_learn * abs(float(val[0])))
 
 
 # --- causes and fixes ---------------------------------------------------------------------------
 
 
 def _verdict(symptom: str, cfg: "_Params", ev: dict[str, Any], t: Thresholds, *,
-             ratio: float = 1.0, note: str = "") -> Diagnosis:
-    """Cause and fixes for a symptom. ``ratio``: diverged, the per-epoch growth of the loss;
-    oscillating, how far the swing exceeds what is allowed; stalled, the share removed."""
+             ratio: float = 1.0, note: str = "", early_stop_first: bool = False) -> Diagnosis:
+    """Cause and fixes for a symptom, the one most likely to heal the run first. ``ratio``:
+    diverged, the per-epoch growth of the loss; oscillating, how far the swing exceeds what is
+    allowed; stalled, the share removed. ``early_stop_first``: oscillating, val turned up
+    before the swings began; overfitting, early stopping would not cut into swings."""
     lr = cfg.get_float("optimizer.lr")
     if symptom == "healthy":
         return Diagnosis(symptom, note or "The loss fell to what the data allows and settled.",
                          [], ev)
-    if symptom in ("diverged", "oscillating") and cfg.get_bool("train.zero_grad") is False:
+    no_zero_grad = cfg.get_bool("train.zero_grad") is False
+    accumulate = (" zero_grad() is missing: gradients accumulate across epochs, so every step "
+                  "follows their running sum (undamped momentum).")
+    if symptom in ("diverged", "oscillating") and no_zero_grad:
+        # The missing zero_grad() is the bug: no lr or schedule makes the running sum settle.
         what = "blew up" if symptom == "diverged" else "swings without settling"
-        cause = (f"The loss {what} because zero_grad() is missing: gradients accumulate across "
-                 "epochs, so every step follows their running sum (undamped momentum).")
         second = "train.clip_grad_norm=1.0" if symptom == "diverged" else "train.lr_schedule=cosine"
-        return Diagnosis(symptom, cause, ["train.zero_grad=true", *_lr(lr, 0.1), second], ev)
+        return Diagnosis(symptom, f"The loss {what} because" + accumulate,
+                         ["train.zero_grad=true", *_lr(lr, 0.1), second], ev)
+    also = (" Also," + accumulate) if no_zero_grad else ""
+    then = ["train.zero_grad=true"] if no_zero_grad else []  # after the symptom's own fix
     if symptom == "diverged":
         # 10x, or more when the growth says 10x is not enough: gradient descent on a quadratic
         # grows the loss by (lr*lam - 1)**2 per epoch, so lr*lam ~ 1 + sqrt(growth); aim at 1.
@@ -214,11 +313,20 @@ def _verdict(symptom: str, cfg: "_Params", ev: dict[str, Any], t: Thresholds, *,
         factor = _pow10(math.sqrt(ratio), t.max_lr_factor)
         ev["lr_factor"] = factor
         cause = "The step size overshoots the minimum: the loss bounces instead of settling."
-        return Diagnosis(symptom, cause, [*_lr(lr, 1 / factor), "train.lr_schedule=cosine"], ev)
+        fix = [*_lr(lr, 1 / factor), "train.lr_schedule=cosine"]
+        if early_stop_first:
+            cause += (" Validation loss had already turned up before the swings began: "
+                      "early stopping ends the run at its minimum, before them.")
+            fix = ["train.early_stop=true", *fix]
+        return Diagnosis(symptom, cause, fix, ev)
     if symptom == "overfitting":
         cause = "The model memorises the training set: train loss falls, validation loss rises."
-        return Diagnosis(symptom, cause, ["train.early_stop=true", "optimizer.weight_decay=0.01"],
-                         ev)
+        fix = ["train.early_stop=true", "optimizer.weight_decay=0.01"]
+        if not early_stop_first:
+            cause += (" The loss still swings where early stopping would end the run: weight "
+                      "decay regularises without cutting it short.")
+            fix.reverse()
+        return Diagnosis(symptom, cause + also, fix + then, ev)
     # Stalled. Converging exponentially, removed = 1 - exp(-k*T) with k ~ lr: the lr factor
     # that removes stall_target is -ln(1 - target) / (k*T). No measurable progress says nothing
     # about k: use 10.
@@ -226,7 +334,13 @@ def _verdict(symptom: str, cfg: "_Params", ev: dict[str, Any], t: Thresholds, *,
     need = -math.log(1.0 - t.stall_target) / kt if kt > 0 else math.inf
     factor = 10.0 if ratio < t.min_progress else _pow10(need, t.max_lr_factor)
     ev["lr_factor"] = factor
-    cause = "The learning rate is too low (or the gradients vanish): the loss barely moves."
+    cause = ("The learning rate is too low (or the gradients vanish): the loss is still falling "
+             "far from where it is heading, or barely moves.")
+    if no_zero_grad:
+        # Fix the bug first: the running sum of gradients also moves the weights, so the lr
+        # that zero_grad() needs is judged again afterwards.
+        return Diagnosis(symptom, cause + also, ["train.zero_grad=true", *_lr(lr, factor),
+                                                 "data.normalize=true"], ev)
     return Diagnosis(symptom, cause, [*_lr(lr, factor), "data.normalize=true"], ev)
 
 
@@ -268,26 +382,41 @@ def _smooth(a: np.ndarray, w: int) -> np.ndarray:
     return np.array([np.median(pairs[max(0, i - h): i + h + 1]) for i in range(len(a))])
 
 
-def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], level_q: float) -> float:
-    """The lowest loss this run could reach. The config's noise**2 (the irreducible MSE) when
-    given, else 0, capped by what the run reached; but a curve that visibly levelled off is taken
-    at its word (the sample's own noise and the model's capacity move the true floor), its
-    geometric decay extrapolated from the start, middle and end levels."""
+def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter: float,
+           t: Thresholds) -> tuple[float, float]:
+    """(the loss this run is heading for, the per-quarter ratio of its tail's drops).
+
+    Read off the curve's own deceleration, never off the lowest loss reached: a curve that is
+    still falling at the end has not arrived. Near a minimum gradient descent removes a fixed
+    share of what is left per epoch, so the drops of the lowest level reached by each quarter,
+    d1..d4, shrink geometrically, and the loss still to come is the rest of that series over
+    the horizon (t.horizon x the run's epochs): d4 * (r + r**2 + ... + r**m), m quarters. r is
+    the slower of the tail's ratio d4 / d3 and the run's average (d4 / d1) ** (1/3): the slowest
+    decay seen governs what is left (a mix of fast and slow modes slows down over time; a nearly
+    straight fall has r ~ 1). A last quarter flat within the jitter has levelled off: the lowest
+    level seen. A loss that is never negative (MSE) cannot end below 0; the data's noise**2 is
+    used only for a curve that did not fall at all (it sat at its floor if at or below it)."""
     low = float(np.min(smooth))
-    base = min(noise * noise, low) if noise is not None and math.isfinite(noise) else min(0.0, low)
-    n = len(train)
-    a, b, c = float(train[0]), float(smooth[n // 2]), float(smooth[-1])
-    d1, d2 = a - b, b - c
-    if d1 <= 0:
-        curve = -math.inf  # no fall in the first half: nothing to extrapolate
-    elif d2 <= 0:
-        curve = low  # levelled off, or back up: the lowest level seen
-    elif d2 < level_q * d1:
-        q = d2 / d1  # the share of the first half's drop that the second half repeated
-        curve = c - d2 * q / (1 - q)  # plus the rest of that geometric series
-    else:
-        curve = -math.inf  # still falling about as fast: extrapolating would be a guess
-    return float(min(max(base, curve), low))
+    init, n = float(train[0]), len(train)
+    fallen = init - low
+    if fallen <= 0:  # no net fall: no shape to read
+        flat = min(noise * noise, low) if noise is not None and math.isfinite(noise) else 0.0
+        return float(min(flat, low)), 0.0
+    if n < 8:  # too short for quarters: take it at its word
+        return low, 0.0
+    best = np.minimum.accumulate(smooth)  # progress: the lowest level reached so far (a spike
+    #   or a swing later in the run is judged as such, not read as a change of course)
+    q = [init] + [float(best[round(k * (n - 1) / 4)]) for k in (1, 2, 3, 4)]
+    d1, _, d3, d4 = (q[k] - q[k + 1] for k in range(4))
+    sig = max(t.level_noise * jitter, t.nothing_to_learn * fallen)
+    if d4 <= sig:
+        return low, 0.0
+    r = max(d4 / d3 if d3 > sig else math.inf, (d4 / d1) ** (1 / 3) if d1 > 0 else math.inf)
+    m = 4 * (t.horizon - 1)  # quarters still to come within the horizon
+    rest = d4 * (m if r >= 1 else r * (1 - r**m) / (1 - r))
+    # Never below 0 for a loss that is never negative.
+    lower = 0.0 if float(np.nanmin(train)) >= 0 else -math.inf
+    return float(min(max(low - rest, lower), low)), r
 
 
 def _jitter(a: np.ndarray) -> float:

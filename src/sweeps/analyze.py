@@ -34,7 +34,7 @@ class Analysis:
     experiment: str
     experiment_id: str
     runs: pd.DataFrame  # one row per run, with its label
-    histories: pd.DataFrame  # long: run_id, epoch, train_loss, val_loss
+    histories: pd.DataFrame  # long: run_id, epoch, train_loss, val_loss, grad_norm
     skipped: list[str]  # names of runs without the loss metrics
     output_dir: Path
 
@@ -89,22 +89,24 @@ def runs_frame(runs: list[Any]) -> pd.DataFrame:
 
 
 def histories_frame(uri: str, run_ids: list[str], train_key: str, val_key: str) -> pd.DataFrame:
-    """Long frame (run_id, epoch, train_loss, val_loss) read in bulk from the store."""
-    hist = tracking.histories(uri, run_ids, [train_key, val_key])
+    """Long frame (run_id, epoch, train_loss, val_loss, grad_norm) read in bulk from the store."""
+    hist = tracking.histories(uri, run_ids, [train_key, val_key, "grad_norm"])
     parts = []
     for run_id in run_ids:
         t = dict(hist.get((run_id, train_key), []))
         if not t:
             continue
         v = dict(hist.get((run_id, val_key), []))
+        g = dict(hist.get((run_id, "grad_norm"), []))
         epochs = sorted(t)
         parts.append(pd.DataFrame({
             "run_id": run_id, "epoch": epochs,
             "train_loss": [t[e] for e in epochs],
             "val_loss": [v.get(e, math.nan) for e in epochs],
+            "grad_norm": [g.get(e, math.nan) for e in epochs],
         }))
     if not parts:
-        return pd.DataFrame(columns=["run_id", "epoch", "train_loss", "val_loss"])
+        return pd.DataFrame(columns=["run_id", "epoch", "train_loss", "val_loss", "grad_norm"])
     return pd.concat(parts, ignore_index=True)
 
 
@@ -125,8 +127,9 @@ def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False) ->
         runs.at[i, "epochs_run"] = len(g)
         if row.symptom in SYMPTOMS and not relabel:
             continue
-        val = g["val_loss"].tolist()
-        d = diagnose(g["train_loss"].tolist(), None if all(map(math.isnan, val)) else val, config=row.params)
+        val, grad = g["val_loss"].tolist(), g["grad_norm"].tolist()
+        d = diagnose(g["train_loss"].tolist(), None if all(map(math.isnan, val)) else val,
+                     config=row.params, grad_norm=None if all(map(math.isnan, grad)) else grad)
         runs.at[i, "symptom"], runs.at[i, "fix"] = d.symptom, d.fix_str()
         new_tags[row.run_id] = {"symptom": d.symptom, "cause": d.cause, "fix": d.fix_str(),
                                 tracking.TAG_NOTE: d.markdown()}

@@ -379,7 +379,16 @@ def _smooth(a: np.ndarray, w: int) -> np.ndarray:
         return a.copy()
     pairs = np.r_[a[:1], (a[1:] + a[:-1]) / 2]
     h = min(max(w, 1) // 2, len(a) // 8)  # short curves: a wide window would flatten them
-    return np.array([np.median(pairs[max(0, i - h): i + h + 1]) for i in range(len(a))])
+    n = len(a)
+    if h == 0:
+        return pairs.copy()
+    out = np.empty(n)
+    if n > 2 * h:  # full windows at once; only the shrinking ends one by one
+        out[h:n - h] = np.median(np.lib.stride_tricks.sliding_window_view(pairs, 2 * h + 1), axis=1)
+    ends = [i for i in range(n) if i < h or i >= n - h]
+    for i in ends:
+        out[i] = np.median(pairs[max(0, i - h): i + h + 1])
+    return out
 
 
 def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter: float,

@@ -167,3 +167,43 @@ def test_unwritable_tracking_dir(cli, tmp_path):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "tracking.uri=" in errors[0] and "cannot create directory" in errors[0]
     assert not (blocker.parent / "out" / "mlflow.db").exists()
+
+
+def _one_error(proc) -> str:
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(errors) == 1 and errors[0].startswith("error: "), proc.stderr
+    return errors[0]
+
+
+def test_zero_point_grid_is_bad_input(cli):
+    err = _one_error(cli("-m", "optimizer.lr=range(1,1)", check=False))
+    assert "optimizer.lr=range(1,1)" in err and "zero points" in err
+    assert not cli.store.exists()
+
+
+def test_store_that_is_not_sqlite_or_not_mlflow(cli, tmp_path):
+    text = tmp_path / "notes.db"
+    text.write_text("my notes")
+    err = _one_error(cli(f"tracking.uri=sqlite:///{text}", "train.epochs=3", check=False))
+    assert "is not an SQLite database" in err
+    assert text.read_text() == "my notes"
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("create table mine (x)")
+    err = _one_error(cli(f"tracking.uri=sqlite:///{other}", "train.epochs=3", check=False))
+    assert "not an MLflow store" in err
+    with sqlite3.connect(other) as db:  # untouched: MLflow added no tables to it
+        assert [r[0] for r in db.execute("select name from sqlite_master where type='table'")] == ["mine"]
+
+
+def test_store_locked_by_another_program(cli):
+    cli("train.epochs=3")  # an MLflow store exists
+    holder = sqlite3.connect(cli.store, timeout=1)
+    holder.execute("begin exclusive")
+    try:
+        err = _one_error(cli("train.epochs=3", check=False))
+    finally:
+        holder.rollback()
+        holder.close()
+    assert "is locked by another program" in err
+    _no_running(cli.store)

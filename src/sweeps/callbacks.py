@@ -82,6 +82,9 @@ def check_sweep_values(config: DictConfig) -> None:
     for ov in parser.parse_overrides(list(config.hydra.overrides.task)):
         key = ov.key_or_group
         values = list(ov.sweep_iterator()) if ov.is_sweep_override() else [ov.value()]
+        if not values:
+            problems.append(f"{ov.input_line}: this sweep has no values, so the grid has zero points; "
+                            "give at least one value")
         for value in values:
             problem = check_value(key, value)
             if problem is None and key == "train.device" and not remote:

@@ -35,8 +35,12 @@ def _task(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     if str(hc.mode) != "RunMode.RUN":
         return run_job(cfg)
-    # A single run: say what happened, since there is no sweep summary.
-    out = execute(cfg, list(hc.overrides.task), job_dir=Path(hc.runtime.output_dir))
+    # A single run: say what happened, since there is no sweep summary. Its errors leave Hydra
+    # as a BaseException, so Hydra adds no report of its own to our one line.
+    try:
+        out = execute(cfg, list(hc.overrides.task), job_dir=Path(hc.runtime.output_dir))
+    except Exception as err:
+        raise callbacks.AbortSweep(str(err)) from err
     h, d = out.history, out.diagnosis
     print(f"{out.name}: {d.symptom} after {h.epochs_run} epochs "
           f"(train_loss {h['train_loss'][-1]:.4g}, val_loss {h['val_loss'][-1]:.4g})")

@@ -26,6 +26,8 @@ def one_line(err: BaseException) -> tuple[str, str]:
     """
     from omegaconf.errors import OmegaConfBaseException
 
+    while type(err).__name__ == "AbortSweep" and err.__cause__ is not None:
+        err = err.__cause__  # a wrapper that only carried the error past Hydra
     chain = _chain(err)
     for e in chain:
         if isinstance(e, ConfigError):

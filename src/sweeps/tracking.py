@@ -106,6 +106,34 @@ def check_writable(uri: str) -> None:
     target = path if path.exists() else folder
     if not os.access(target, os.W_OK) or (path.exists() and not path.is_file()):
         raise ConfigError(f"tracking.uri={uri!r}: {str(target)!r} is not writable; choose a writable path")
+    if path.exists() and path.stat().st_size > 0:
+        _check_sqlite_store(uri, path)
+
+
+def _check_sqlite_store(uri: str, path: Path) -> None:
+    """An existing file must be an MLflow SQLite store that we can write now: MLflow would
+    otherwise add its tables to someone else's database, or wait 20 s on a lock and fail deep
+    inside a job."""
+    import sqlite3
+
+    with open(path, "rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            raise ConfigError(f"tracking.uri={uri!r}: {str(path)!r} is not an SQLite database; "
+                              "point tracking.uri at an MLflow store or a new file")
+    try:
+        db = sqlite3.connect(path, timeout=5)
+        try:
+            tables = {r[0] for r in db.execute("select name from sqlite_master where type = 'table'")}
+            if tables and not {"experiments", "runs", "alembic_version"} <= tables:
+                raise ConfigError(f"tracking.uri={uri!r}: {str(path)!r} is an SQLite database but not "
+                                  "an MLflow store; point tracking.uri at an MLflow store or a new file")
+            db.execute("begin immediate")  # the write lock MLflow will need, for a moment
+            db.rollback()
+        finally:
+            db.close()
+    except sqlite3.OperationalError as err:
+        what = "is locked by another program" if "locked" in str(err) else f"cannot be written ({err})"
+        raise ConfigError(f"tracking.uri={uri!r}: {str(path)!r} {what}; close it or choose another store") from None
 
 
 # Bounded patience with a tracking server: MLflow's defaults (120 s timeout, 7 retries with

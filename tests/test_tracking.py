@@ -53,7 +53,7 @@ def test_non_finite_metrics_are_stored(make_cfg, tmp_path):
 
 def test_credentials_never_reach_the_store(make_cfg, tmp_path):
     secret = "http://alice:s3cret@tracking.example:5000"
-    overrides = [f"tracking.experiment=x", f"paths.output_dir={tmp_path}"]
+    overrides = ["tracking.experiment=x", f"paths.output_dir={tmp_path}"]
     cfg = make_cfg(*overrides)
     out = execute(cfg, overrides + [f"+note={secret}"], trained=train(cfg))
     c = MlflowClient(tracking.default_uri(str(tmp_path)))

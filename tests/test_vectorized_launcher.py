@@ -8,7 +8,6 @@ import logging
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -20,7 +20,7 @@ from sweeps import tracking
 from sweeps.config import config_hash, flatten, training_config, validate
 from sweeps.diagnose import diagnose
 from sweeps.loop import History, resolve_device, train
-from sweeps.progress import mark_job, read_marks
+from sweeps.progress import mark_job
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +66,6 @@ def find_parent(sweep_dir: Optional[str]) -> Optional[dict[str, Any]]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def mark_skipped(sweep_dir: str, job_num: int, run_id: str) -> None:
-    """Leave a marker for the progress line and the summary (jobs may run in other processes)."""
-    mark_job(sweep_dir, job_num, "SKIPPED")
-
-
-def count_skipped(sweep_dir: str) -> int:
-    return read_marks(sweep_dir)["SKIPPED"]
-
-
 @dataclass
 class Outcome:
     """What one executed config left behind."""
@@ -98,7 +89,7 @@ def run_job(cfg: DictConfig) -> float:
     if parent and cfg.sweep.resume:
         done = parent.get("done", {}).get(config_hash(cfg))
         if done is not None:  # finished in an earlier launch: resume by content, not job number
-            mark_skipped(hc.sweep.dir, hc.job.num, done["run_id"])
+            mark_job(hc.sweep.dir, hc.job.num, "SKIPPED")
             log.info("%s -> skipped: finished earlier as run %s", run_name(cfg, list(hc.overrides.task)),
                      done["run_id"])
             return done["val_loss"]
@@ -236,4 +227,4 @@ def _log_config_files(rl: tracking.RunLog, cfg: DictConfig, job_dir: Optional[Pa
             out = Path(tmp) / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(tracking.scrub(text))
-        tracking.client(uri).log_artifacts(rl.run_id, tmp)
+        tracking.log_dir(uri, rl.run_id, Path(tmp))

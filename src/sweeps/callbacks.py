@@ -19,11 +19,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from sweeps import tracking
-from sweeps.app import PARENT_FILE, count_skipped, store_location
+from sweeps.app import PARENT_FILE, store_location
 from sweeps.config import ConfigError, check_value, validate
 from sweeps.diagnose import SYMPTOMS
 from sweeps.loop import resolve_device
-from sweeps.progress import Progress
+from sweeps.progress import Progress, read_marks
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ class SweepResult:
 
 # Sweeps opened by this process, in order. Only the CLI process's callbacks touch it.
 _OPEN: list[OpenSweep] = []
-RESULTS: list[SweepResult] = []
 
 
 def check_sweep_values(config: DictConfig) -> None:
@@ -181,7 +180,7 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
                 if r.status == "RUNNING":
                     tracking.client(sweep.uri).set_terminated(r.run_id, status="KILLED")
             rows = tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id)
-        result = _result(rows, count_skipped(sweep.sweep_dir))
+        result = _result(rows, read_marks(sweep.sweep_dir)["SKIPPED"])
         if interrupted:
             status = "KILLED"
         elif error is not None and not rows:
@@ -203,7 +202,6 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
         )
         print(text, flush=True)
         results.append(result)
-    RESULTS.extend(results)
     return results
 
 
@@ -251,7 +249,7 @@ def summary_text(sweep: OpenSweep, result: SweepResult, seconds: float, plots: O
     lines += [f"  failed: {e}" for e in result.errors]
     if plots:
         lines.append(f"  plots: {plots} (also artifacts of the sweep's parent run)")
-    lines += _where(sweep.uri, sweep.experiment)
+    lines += where_to_browse(sweep.uri, sweep.experiment)
     return "\n".join(lines)
 
 
@@ -269,7 +267,7 @@ def _plots(sweep: OpenSweep) -> Optional[str]:
         return None
 
 
-def _where(uri: str, experiment: str) -> list[str]:
+def where_to_browse(uri: str, experiment: str) -> list[str]:
     shown = tracking.redact(uri)
     if shown.startswith(("http://", "https://")):
         return [f"  store: {shown} (experiment '{experiment}'); open it in a browser"]

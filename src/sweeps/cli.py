@@ -49,7 +49,7 @@ def _task(cfg: DictConfig) -> float:
         print(f"  fix:   sweeps {' '.join(apply_fix(list(hc.overrides.task), d.fix[0]))}")
     if cfg.tracking.enabled:
         uri, experiment, _ = store_location(cfg)
-        print("\n".join(callbacks._where(uri, experiment)), flush=True)
+        print("\n".join(callbacks.where_to_browse(uri, experiment)), flush=True)
     return out.objective
 
 

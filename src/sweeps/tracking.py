@@ -292,12 +292,6 @@ class RunLog:
             self.flush()
             client(self.uri).set_terminated(self.run_id, status=status)
 
-    def log_artifacts(self, files: Iterable[Path], artifact_path: Optional[str] = None) -> None:
-        c = client(self.uri)
-        for f in files:
-            if f.is_file():
-                c.log_artifact(self.run_id, str(f), artifact_path)
-
     def log_text(self, text: str, artifact_file: str) -> None:
         client(self.uri).log_text(self.run_id, text, artifact_file)
 

@@ -179,7 +179,7 @@ def plan(jobs: list[Job]) -> None:
         try:
             done = (j.parent or {}).get("done", {})
             if j.config.sweep.resume and config_hash(j.config) in done:
-                j.mode = "resume"  # sweeps.app.run_job skips it (mark_skipped) without training
+                j.mode = "resume"  # sweeps.app.run_job skips it (marks it SKIPPED) without training
                 continue
             why = unsupported(j.config)
         except Exception as err:  # noqa: BLE001 - the job itself will report it, in its own run

@@ -1,7 +1,7 @@
 """Check the labeller (sweeps.diagnose) against ground truth derived from first principles, on
 every run of a sweep preset (the diagnostic grid by default), and optionally check its fixes.
   python benchmarks/ground_truth.py                 # table, agreement, every disagreement
-  python benchmarks/ground_truth.py --verify-fixes  # also: does each first fix heal its run?
+  python benchmarks/ground_truth.py --verify-fixes  # also: does each prescribed fix heal its run?
 
 Ground truth exists where the model is linear in its parameters (linear, poly: checked, not
 assumed). The MSE is then a quadratic with Hessian H = 2/n Phi^T Phi (Phi: the features, bias
@@ -398,14 +398,19 @@ def report(rows: list[Row], verbose: bool = False) -> str:
 
 
 def verify_fixes(rows: list[Row], preset: str, truth: bool = False) -> str:
-    """Re-run every unhealthy run with its FIRST fix applied and count, per symptom, how many
-    the labeller then calls healthy (and, with ``truth``, how many the ground truth does)."""
+    """Re-run every unhealthy run with its prescribed fix applied (every override of it,
+    together) and count, per symptom, how many the labeller then calls healthy (and, with
+    ``truth``, how many the ground truth does); list the others with what they became."""
     per: dict[str, list[int]] = {}
     misses = []
+    became: Counter = Counter()
     for ov, _, d, _ in rows:
         if d.symptom == "healthy" or not d.fix:
             continue
-        cfg = compose_run(with_fix(ov, d.fix[0]), preset)
+        fixed = list(ov)
+        for override in d.fix:
+            fixed = with_fix(fixed, override)
+        cfg = compose_run(fixed, preset)
         new, h = label(cfg)
         t = ground_truth(cfg, h) if truth else None
         tally = per.setdefault(d.symptom, [0, 0, 0, 0])
@@ -413,11 +418,13 @@ def verify_fixes(rows: list[Row], preset: str, truth: bool = False) -> str:
         tally[1] += 1
         tally[2] += t is not None and t.symptom == "healthy"
         tally[3] += t is not None
+        if new.symptom != "healthy":
+            became[(d.symptom, new.symptom)] += 1
         if new.symptom != "healthy" or (t is not None and t.symptom != "healthy"):
-            misses.append(f"  {_name(ov)} ({d.symptom}) + {d.fix[0]} -> {new.symptom}"
+            misses.append(f"  {_name(ov)} ({d.symptom}) + {d.fix_str()} -> {new.symptom}"
                           + (f" (truth: {t.symptom})" if t else ""))
     total = [sum(v[k] for v in per.values()) for k in range(4)]
-    lines = ["", "verify-fixes: every unhealthy run re-run with its FIRST fix"
+    lines = ["", "verify-fixes: every unhealthy run re-run with its prescribed fix (all overrides)"
              + (" (labeller; ground truth)" if truth else "")]
     for s, v in [*((s, per[s]) for s in SYMPTOMS if s in per), ("overall", total)]:
         line = f"  {s:12s} {v[0]:3d}/{v[1]:<3d} healthy ({v[0] / max(v[1], 1):.0%})"
@@ -426,6 +433,9 @@ def verify_fixes(rows: list[Row], preset: str, truth: bool = False) -> str:
         lines.append(line)
     if truth:
         lines.append("  (truth: none for reruns with early stopping, whose window val decides)")
+    if became:
+        lines.append("  not healed, became: " + ", ".join(
+            f"{a} -> {b}: {n}" for (a, b), n in sorted(became.items())))
     if misses:
         lines += ["not healed (by the labeller, or by the ground truth):", *misses]
     return "\n".join(lines)
@@ -435,7 +445,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default=PRESET, help="sweep preset under conf/sweep/")
     ap.add_argument("--verify-fixes", action="store_true",
-                    help="re-run each unhealthy run with its first fix; count how many heal")
+                    help="re-run each unhealthy run with its prescribed fix; count how many heal")
     ap.add_argument("--axis", action="append", default=[], metavar="KEY=V1,V2",
                     help="replace or add a grid axis (repeatable), e.g. --axis train.epochs=50,500")
     ap.add_argument("--no-truth", action="store_true", help="skip the ground truth (faster)")

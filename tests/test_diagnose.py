@@ -140,6 +140,7 @@ def test_synthetic_curves(train_loss, val_loss, config, expected):
     json.dumps(d.evidence, allow_nan=False)  # evidence goes into MLflow tags and JSON reports
     assert d.symptom in d.markdown() and d.cause in d.markdown()
     assert (d.fix == []) == (d.symptom == "healthy")
+    assert all(f"`{f}`" in d.markdown() for f in d.fix + d.alternatives)
 
 
 @pytest.mark.parametrize("k", [1, 2, 7, 50, 199])
@@ -195,7 +196,11 @@ def test_missing_zero_grad_is_blamed(config):
     d = diagnose(WAVES, config=config)
     assert d.symptom == "oscillating"
     assert "zero_grad" in d.cause
-    assert d.fix == ["train.zero_grad=true", "optimizer.lr=0.003", "train.lr_schedule=cosine"]
+    # the first epoch removed 2.8% of the loss (WAVES[1] = 0.972): kept up for 200 epochs that
+    # is far more than the stall line, and nowhere near an overshoot: zero_grad() alone
+    assert d.fix == ["train.zero_grad=true"]
+    assert d.alternatives == ["train.zero_grad=true optimizer.lr=0.003",
+                              "train.zero_grad=true train.lr_schedule=cosine"]
 
 
 @pytest.mark.parametrize("config", [
@@ -207,19 +212,22 @@ def test_with_zero_grad_the_step_size_is_blamed(config):
     d = diagnose(WAVES, config=config)
     assert d.symptom == "oscillating"
     assert "zero_grad" not in d.cause
-    assert d.fix == ["optimizer.lr=0.003", "train.lr_schedule=cosine"]
+    assert d.fix == ["optimizer.lr=0.003"]
+    assert d.alternatives == ["train.lr_schedule=cosine"]
 
 
 def test_missing_zero_grad_is_named_whatever_the_symptom():
-    """The running sum of gradients corrupts every step: a stalled run is told to clear them
-    first (then its lr is judged again), an overfitting one after its own fix."""
+    """The running sum of gradients corrupts every step: the fix clears them, together with
+    the fault the curve shows (a stall: a larger lr; overfitting: early stopping)."""
     no_zero_grad = {"train.zero_grad": "false", "optimizer.lr": "0.001"}
     d = diagnose(UNDERTRAINED, config=no_zero_grad)
     assert d.symptom == "stalled" and "zero_grad" in d.cause
-    assert d.fix[:2] == ["train.zero_grad=true", "optimizer.lr=0.01"]
+    assert d.fix == ["train.zero_grad=true", "optimizer.lr=0.01"]
+    assert d.alternatives == ["train.zero_grad=true data.normalize=true"]
     d = diagnose(_decay(), U_VAL, config=no_zero_grad)
     assert d.symptom == "overfitting" and "zero_grad" in d.cause
-    assert d.fix[0] == "train.early_stop=true" and "train.zero_grad=true" in d.fix
+    assert d.fix == ["train.zero_grad=true", "train.early_stop=true"]
+    assert d.alternatives == ["train.zero_grad=true optimizer.weight_decay=0.01"]
 
 
 def test_val_turned_before_the_swings_early_stopping_comes_first():
@@ -228,9 +236,11 @@ def test_val_turned_before_the_swings_early_stopping_comes_first():
     the swings."""
     d = diagnose(SPIKE, U_VAL, config={"optimizer.lr": 0.1})
     assert d.symptom == "oscillating"
-    assert d.fix == ["train.early_stop=true", "optimizer.lr=0.01", "train.lr_schedule=cosine"]
+    assert d.fix == ["train.early_stop=true"]
+    assert d.alternatives == ["optimizer.lr=0.01", "train.lr_schedule=cosine"]
     d = diagnose(SPIKE, _decay(0.3, 0.5, 10), config={"optimizer.lr": 0.1})  # val never turned
-    assert d.fix == ["optimizer.lr=0.01", "train.lr_schedule=cosine"]
+    assert d.fix == ["optimizer.lr=0.01"]
+    assert d.alternatives == ["train.lr_schedule=cosine"]
 
 
 def test_overfitting_that_early_stopping_would_cut_mid_swing_gets_weight_decay_first():
@@ -240,8 +250,9 @@ def test_overfitting_that_early_stopping_would_cut_mid_swing_gets_weight_decay_f
     val = 0.3 + 0.5 * np.exp(-T / 5) + 0.003 * np.maximum(T - 10, 0)
     d = diagnose(zigzag, val)
     assert d.symptom == "overfitting"
-    assert d.fix == ["optimizer.weight_decay=0.01", "train.early_stop=true"]
-    assert diagnose(_decay(0.1, 1.0, 20), val).fix[0] == "train.early_stop=true"
+    assert (d.fix, d.alternatives) == (["optimizer.weight_decay=0.01"], ["train.early_stop=true"])
+    d = diagnose(_decay(0.1, 1.0, 20), val)
+    assert (d.fix, d.alternatives) == (["train.early_stop=true"], ["optimizer.weight_decay=0.01"])
 
 
 def test_early_stopped_run_still_falling_is_not_stalled():
@@ -277,37 +288,163 @@ def test_blow_up_that_is_coming_back_down_is_a_swing():
 
 
 NAN_RUN = [0.5, 2.0, 8.0, NAN]  # the loss quadruples per epoch: lr*lam ~ 3, 10x is enough
+CLIP, COSINE = "train.clip_grad_norm=1.0", "train.lr_schedule=cosine"
+NORMALIZE = "data.normalize=true"
+# (train, val, config, the fix: overrides applied together, the alternatives to it)
 FIXES = [
-    (NAN_RUN, None, {"optimizer": {"lr": 0.1}}, ["optimizer.lr=0.01", "train.clip_grad_norm=1.0"]),
-    (NAN_RUN, None, {"optimizer.lr": "1.0"}, ["optimizer.lr=0.1", "train.clip_grad_norm=1.0"]),
-    (NAN_RUN, None, {"optimizer.lr": "0.03"}, ["optimizer.lr=0.003", "train.clip_grad_norm=1.0"]),
-    (NAN_RUN, None, None, ["train.clip_grad_norm=1.0"]),
+    (NAN_RUN, None, {"optimizer": {"lr": 0.1}}, ["optimizer.lr=0.01"], [CLIP]),
+    (NAN_RUN, None, {"optimizer.lr": "1.0"}, ["optimizer.lr=0.1"], [CLIP]),
+    (NAN_RUN, None, {"optimizer.lr": "0.03"}, ["optimizer.lr=0.003"], [CLIP]),
+    (NAN_RUN, None, None, [CLIP], []),  # no lr to change: the next remedy is the fix
+    # zero_grad() missing, and the first update (plain: nothing had accumulated) already
+    # quadrupled the loss: plain steps overshoot too, by lr*lam ~ 1 + sqrt(4) = 3: 10x lower
     (NAN_RUN, None, {"optimizer.lr": 0.03, "train.zero_grad": "False"},
-     ["train.zero_grad=true", "optimizer.lr=0.003", "train.clip_grad_norm=1.0"]),
+     ["train.zero_grad=true", "optimizer.lr=0.003"], ["train.zero_grad=true " + CLIP]),
     # growing 100x per epoch: lr*lam ~ 1 + sqrt(100) = 11, so 10x cannot be enough
-    ([1.0, 1e2, 1e4, 1e6, INF], None, {"optimizer.lr": 0.5},
-     ["optimizer.lr=0.005", "train.clip_grad_norm=1.0"]),
+    ([1.0, 1e2, 1e4, 1e6, INF], None, {"optimizer.lr": 0.5}, ["optimizer.lr=0.005"], [CLIP]),
     # 30% removed in 200 epochs (k*T = 0.36): 10x more lr removes ~97%
-    (1 - 0.3 * T / 199, None, {"optimizer.lr": 0.03},
-     ["optimizer.lr=0.3", "data.normalize=true"]),
+    (1 - 0.3 * T / 199, None, {"optimizer.lr": 0.03}, ["optimizer.lr=0.3"], [NORMALIZE]),
     # 2% removed (k*T = 0.02): 10x removes 18%, still stalled; 100x removes ~87%
-    (1 - 0.02 * T / 199, None, {"optimizer.lr": 0.001},
-     ["optimizer.lr=0.1", "data.normalize=true"]),
-    (1 - 0.3 * T / 199, None, None, ["data.normalize=true"]),
-    (_decay(0.5, 0.5) + 0.1 * ALT, None, {"optimizer.lr": 0.3},
-     ["optimizer.lr=0.03", "train.lr_schedule=cosine"]),
-    (_decay(0.5, 0.5) + 0.1 * ALT, None, None, ["train.lr_schedule=cosine"]),
-    (_decay(), U_VAL, {"optimizer.lr": 0.03},
-     ["train.early_stop=true", "optimizer.weight_decay=0.01"]),
-    (_decay(), None, {"optimizer.lr": 0.03}, []),
+    (1 - 0.02 * T / 199, None, {"optimizer.lr": 0.001}, ["optimizer.lr=0.1"], [NORMALIZE]),
+    (1 - 0.3 * T / 199, None, None, [NORMALIZE], []),
+    (_decay(0.5, 0.5) + 0.1 * ALT, None, {"optimizer.lr": 0.3}, ["optimizer.lr=0.03"], [COSINE]),
+    (_decay(0.5, 0.5) + 0.1 * ALT, None, None, [COSINE], []),
+    (_decay(), U_VAL, {"optimizer.lr": 0.03}, ["train.early_stop=true"],
+     ["optimizer.weight_decay=0.01"]),
+    (_decay(), None, {"optimizer.lr": 0.03}, [], []),
 ]
 
 
-@pytest.mark.parametrize("train_loss, val_loss, config, expected", FIXES)
-def test_fix_lists(train_loss, val_loss, config, expected):
+@pytest.mark.parametrize("train_loss, val_loss, config, expected, alternatives", FIXES)
+def test_fix_lists(train_loss, val_loss, config, expected, alternatives):
     d = diagnose(train_loss, val_loss, config=config)
     assert d.fix == expected
     assert d.fix_str() == " ".join(expected)
+    assert d.alternatives == alternatives
+    if expected:
+        md = d.markdown()
+        assert "Fix: " + " ".join(f"`{f}`" for f in expected) in md
+        assert ("Or: " in md) == bool(alternatives)
+
+
+# --- two faults at once: zero_grad() missing, and what else the evidence shows ----------------
+# Full-batch SGD on L(e) = sum_i lam_i e_i**2 / 2 (gradient lam_i e_i): zero_grad() off, the
+# .grad buffer holds the running sum A_t of every gradient so far and e_{t+1} = e_t - lr A_t
+# (heavy ball, beta = 1: undamped waves for lr*lam < 4). Its first update (A_0 = g_0) is the
+# plain one. With zero_grad() restored, plain descent multiplies e_i by (1 - lr lam_i) per
+# epoch: it diverges for lr*lam_max > 2, and removes the share
+# 1 - sum_i c_i (1 - lr lam_i)**(2T) / sum_i c_i of the loss in T epochs (c_i = lam_i e_i**2 / 2).
+
+LAM, E0 = np.array([0.5, 2.0]), np.array([1.0, 0.5])
+
+
+def _running_sum_sgd(lr: float, epochs: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """(train loss before each step, norm of the .grad buffer each step used), zero_grad off."""
+    e, acc, loss, norm = E0.copy(), np.zeros(2), [], []
+    for _ in range(epochs):
+        acc = acc + LAM * e
+        loss.append(float(np.sum(LAM * e * e) / 2))
+        norm.append(float(np.linalg.norm(acc)))
+        e = e - lr * acc
+    return np.array(loss), np.array(norm)
+
+
+def _plain_removed(lr: float, epochs: int = 200) -> float:
+    c = LAM * E0**2 / 2
+    return float(1 - np.sum(c * (1 - lr * LAM) ** (2 * epochs)) / np.sum(c))
+
+
+def _sgd(lr: float, **extra) -> dict:
+    return {"optimizer": {"name": "sgd", "lr": lr}, "train": {"zero_grad": False, "epochs": 200},
+            **extra}
+
+
+def _new_lr(fix: list[str]) -> float:
+    assert len(fix) == 2 and fix[0] == "train.zero_grad=true" and fix[1].startswith("optimizer.lr=")
+    return float(fix[1].split("=")[1])
+
+
+def test_lr_too_high_for_plain_steps_too_is_fixed_with_zero_grad():
+    """lr*lam = (0.625, 2.5): the running sum only swings (< 4), but plain descent diverges
+    (> 2), so zero_grad() alone would not heal it. The first update, plain, meets the curvature
+    g0.H.g0 / g0.g0 (g0 = H e0): lr times it is 2.125 > 1, so the lr comes down by the power of
+    ten at or above it (10x), where plain descent is stable and converges."""
+    lr = 1.25
+    assert lr * LAM.max() > 2 and lr * LAM.max() < 4
+    g0 = LAM * E0
+    rho = lr * float(g0 @ (LAM * g0) / (g0 @ g0))
+    assert 1 < rho <= 10
+    loss, norm = _running_sum_sgd(lr)
+    d = diagnose(loss, None, config=_sgd(lr), grad_norm=norm)
+    assert d.symptom == "oscillating" and "zero_grad" in d.cause and "too high" in d.cause
+    new = _new_lr(d.fix)
+    assert new == pytest.approx(lr / 10)
+    assert new * LAM.max() < 2 and _plain_removed(new) > 1 - math.exp(-1)
+    assert d.evidence["first_step_overshoot"] == pytest.approx(rho, rel=1e-3)
+
+
+def test_lr_fine_for_plain_steps_gets_zero_grad_alone():
+    """lr*lam = (0.1, 0.4): plain descent converges and removes all but a trace in 200 epochs:
+    only the missing zero_grad() is wrong."""
+    lr = 0.2
+    assert _plain_removed(lr) > 0.99 and lr * LAM.max() < 1
+    loss, norm = _running_sum_sgd(lr)
+    d = diagnose(loss, None, config=_sgd(lr), grad_norm=norm)
+    assert d.symptom == "oscillating"
+    assert d.fix == ["train.zero_grad=true"]
+    assert "too high" not in d.cause and "too low" not in d.cause
+
+
+def test_lr_too_low_for_plain_steps_is_raised_with_zero_grad():
+    """lr*lam = (5e-4, 2e-3): plain descent removes ~37% in 200 epochs, short of one time
+    constant (1 - 1/e): stalled once the running sum stops carrying it. The fix raises the lr
+    to one where plain descent gets through the stall line and stays stable."""
+    lr = 0.001
+    assert _plain_removed(lr) < 1 - math.exp(-1)
+    loss, norm = _running_sum_sgd(lr)
+    d = diagnose(loss, None, config=_sgd(lr), grad_norm=norm)
+    assert d.symptom == "oscillating" and "too low" in d.cause
+    new = _new_lr(d.fix)
+    assert new > lr and new * LAM.max() < 2 and _plain_removed(new) > 1 - math.exp(-1)
+
+
+# p parameters fit to n noisy points: least squares absorbs p/n of the noise variance and errs
+# by noise**2 (1 + p/n) on new points: from p/n >= 1/4 early stopping goes with the fix.
+CAPACITY = [
+    ({"model": {"name": "poly", "degree": 9}, "data": {"n_train": 12, "noise": 0.5}}, True),
+    ({"model": {"name": "poly", "degree": 9}, "data": {"n_train": 12, "noise": 0.0}}, False),
+    ({"model": {"name": "poly", "degree": 3}, "data": {"n_train": 20, "noise": 0.5}}, False),
+    ({"model": {"name": "poly", "degree": 9}, "data": {"n_train": 30, "noise": 0.5}}, True),
+    ({"model": {"name": "poly", "degree": 5}, "data": {"n_train": 12, "noise": 2.0}}, True),
+    ({"model": {"name": "linear"}, "data": {"n_train": 12, "noise": 2.0}}, False),
+    ({"model": {"name": "linear"}, "data": {"n_train": 8, "noise": 2.0}}, True),
+    ({"model": {"name": "mlp", "hidden": 32, "layers": 2}, "data": {"n_train": 80, "noise": 0.5}},
+     True),  # 1153 parameters
+    ({"model": {"name": "poly", "degree": 9}, "data": {"n_train": 12, "noise": 0.5},
+      "train": {"zero_grad": False, "epochs": 200, "early_stop": True}}, False),  # already on
+    ({"model.name": "poly", "model.degree": "9", "data.n_train": "12", "data.noise": "0.5"}, True),
+    ({"data": {"n_train": 12, "noise": 0.5}}, False),  # model unknown: no capacity to judge
+]
+
+
+@pytest.mark.parametrize("extra, stops", CAPACITY)
+def test_high_capacity_noisy_run_gets_early_stopping_with_its_fix(extra, stops):
+    lr = 0.2
+    loss, norm = _running_sum_sgd(lr)
+    config = {**_sgd(lr), **extra}
+    if "model.name" in extra:  # flat MLflow params
+        config = {"optimizer.name": "sgd", "optimizer.lr": str(lr), "train.zero_grad": "False",
+                  "train.epochs": "200", **extra}
+    d = diagnose(loss, None, config=config, grad_norm=norm)
+    assert d.symptom == "oscillating"
+    assert d.fix == ["train.zero_grad=true"] + (["train.early_stop=true"] if stops else [])
+    # the same model with zero_grad() on but a diverging lr: its lr fix gets it too
+    if "model.name" in extra:
+        config = {**config, "train.zero_grad": "True"}
+    else:
+        config = {**config, "train": {**config["train"], "zero_grad": True}}
+    d = diagnose(NAN_RUN, None, config=config)
+    assert d.fix == ["optimizer.lr=0.02"] + (["train.early_stop=true"] if stops else [])
 
 
 # --- analytic ground truth: full-batch gradient descent on a linear model's MSE ------------------
@@ -383,9 +520,9 @@ def test_zigzag_regime_converges_with_alternating_steps(linear_run, lr_lam, zigz
 def test_divergence_fix_is_a_tenth_of_the_lr(linear_run):
     cfg, lr, h = linear_run(2.5, "data.noise=0.5")
     d = diagnose(h["train_loss"], h["val_loss"], config=training_config(cfg))
-    assert d.fix[0].startswith("optimizer.lr=")
+    assert len(d.fix) == 1 and d.fix[0].startswith("optimizer.lr=")
     assert float(d.fix[0].split("=")[1]) == pytest.approx(lr / 10, rel=1e-5)
-    assert d.fix[1] == "train.clip_grad_norm=1.0"
+    assert d.alternatives == ["train.clip_grad_norm=1.0"]
 
 
 # --- the few-point preset: the noise level must not flip the label ----------------------------
@@ -423,8 +560,8 @@ def test_undertrained_run_is_stalled_at_every_noise_level(few_run, noise):
     assert _exact_removed(cfg, 0.001, 200) < 1 - math.exp(-1)
     assert _exact_removed(cfg, 0.001, 2000) > 0.95
     assert d.symptom == "stalled", d.evidence
-    assert d.fix[0] == "optimizer.lr=0.01"
-    _, healed = few_run(d.fix[0], f"data.noise={noise}")
+    assert d.fix == ["optimizer.lr=0.01"]  # 2 parameters for 12 points: no early stopping
+    _, healed = few_run(*d.fix, f"data.noise={noise}")
     assert healed.symptom == "healthy", healed.evidence
 
 
@@ -438,19 +575,39 @@ def test_converged_noisy_run_is_healthy(few_run, lr, noise):
 
 # --- the first fix makes the run healthy -------------------------------------------------------
 
+# (overrides, symptom, the keys of the fix's overrides)
 RERUNS = [
-    pytest.param(("optimizer.lr=1.25",), "diverged", id="sgd-lr-2.5-over-lam"),
-    pytest.param(("optimizer.lr=5e-05",), "stalled", id="sgd-lr-1e-4-over-lam"),
-    pytest.param(("train.zero_grad=false",), "oscillating", id="no-zero-grad"),
-    pytest.param(("optimizer=momentum", "train.zero_grad=false"), "diverged",
+    pytest.param(("optimizer.lr=1.25",), "diverged", {"optimizer.lr"}, id="sgd-lr-2.5-over-lam"),
+    pytest.param(("optimizer.lr=5e-05",), "stalled", {"optimizer.lr"}, id="sgd-lr-1e-4-over-lam"),
+    pytest.param(("train.zero_grad=false",), "oscillating", {"train.zero_grad"}, id="no-zero-grad"),
+    pytest.param(("optimizer=momentum", "train.zero_grad=false"), "diverged", {"train.zero_grad"},
                  id="momentum-no-zero-grad"),
-    pytest.param(("optimizer=adam", "optimizer.lr=0.0001"), "stalled", id="adam-tiny-lr"),
-    pytest.param(("model=poly", "data=few", "optimizer=adam"), "overfitting", id="poly-few-adam"),
+    pytest.param(("optimizer=adam", "optimizer.lr=0.0001"), "stalled", {"optimizer.lr"},
+                 id="adam-tiny-lr"),
+    pytest.param(("model=poly", "data=few", "optimizer=adam"), "overfitting", {"train.early_stop"},
+                 id="poly-few-adam"),
+    # two faults: zero_grad() missing and an lr that is wrong for plain steps too. The few-point
+    # line has lam_max ~ 2: lr = 1 is at the edge of plain descent (lr*lam_max = 2), lr = 0.001
+    # removes ~45% in 200 epochs (test_undertrained_run_is_stalled_at_every_noise_level)
+    pytest.param(("data=few", "train.zero_grad=false", "optimizer.lr=1.0"), "oscillating",
+                 {"train.zero_grad", "optimizer.lr"}, id="few-no-zero-grad-lr-edge"),
+    pytest.param(("data=few", "train.zero_grad=false", "optimizer.lr=0.001"), "oscillating",
+                 {"train.zero_grad", "optimizer.lr"}, id="few-no-zero-grad-lr-low"),
+    # zero_grad() missing on a degree-9 polynomial with 12 noisy points: once fixed, it memorises
+    pytest.param(("model=poly", "data=few", "train.zero_grad=false", "optimizer.lr=0.1"),
+                 "oscillating", {"train.zero_grad", "train.early_stop"},
+                 id="poly-few-no-zero-grad"),
+    # ... and RMSprop's first step (lr / sqrt(1 - alpha) = 1 per weight) raised the loss: too high
+    pytest.param(("model=poly", "data=few", "optimizer=rmsprop", "optimizer.lr=0.1",
+                  "train.zero_grad=false"), "oscillating",
+                 {"train.zero_grad", "optimizer.lr", "train.early_stop"},
+                 id="poly-few-rmsprop-no-zero-grad"),
 ]
 
 
-@pytest.mark.parametrize("overrides, expected", RERUNS)
-def test_first_fix_makes_the_run_healthy(make_cfg, overrides, expected):
+@pytest.mark.parametrize("overrides, expected, keys", RERUNS)
+def test_prescribed_fix_makes_the_run_healthy(make_cfg, overrides, expected, keys):
+    """Every override of the fix, applied together, heals the run."""
     def label(*extra):
         cfg = make_cfg("train.device=cpu", "data.noise=0.5", *overrides, *extra)
         h = train(cfg)
@@ -459,4 +616,5 @@ def test_first_fix_makes_the_run_healthy(make_cfg, overrides, expected):
 
     d = label()
     assert d.symptom == expected, d.evidence
-    assert label(d.fix[0]).symptom == "healthy", d.fix
+    assert {f.split("=", 1)[0] for f in d.fix} == keys, d.fix
+    assert label(*d.fix).symptom == "healthy", d.fix

@@ -1,6 +1,7 @@
 """``sweeps-analyze``: read a sweep back from the store, label every run with the symptom table,
 write the labels as tags, and produce a CSV and comparison plots; ``--verify-fixes`` re-runs
-each unhealthy run with its first prescribed fix and measures how many become healthy.
+each unhealthy run with its prescribed fix (all its overrides) and measures how many become
+healthy.
 """
 
 from __future__ import annotations
@@ -283,8 +284,9 @@ def report(a: Analysis, show: int = 30) -> str:
 
 
 def verify_fixes(a: Analysis, uri: str) -> pd.DataFrame:
-    """Re-run every unhealthy run with its first prescribed fix as a new run (tagged with the run
-    it fixes), label it, and return one row per attempt with the new symptom."""
+    """Re-run every unhealthy run with its prescribed fix (every override of the ``fix`` tag,
+    applied together) as a new run tagged with the run it fixes and the fix, label it, and
+    return one row per attempt with the new symptom."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -304,8 +306,10 @@ def verify_fixes(a: Analysis, uri: str) -> pd.DataFrame:
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             for _, r in todo.iterrows():
-                fix = r.fix.split()[0]
-                overrides = apply_fix(r.overrides.split(), fix)
+                fix = " ".join(r.fix.split())
+                overrides = r.overrides.split()
+                for override in fix.split():  # apply_fix replaces one key=value at a time
+                    overrides = apply_fix(overrides, override)
                 overrides += [f"tracking.uri={uri}", f"tracking.experiment={a.experiment}"]
                 cfg = compose("config", overrides=overrides)
                 outcome = execute(cfg, overrides, parent={"run_id": parent, "experiment_id": a.experiment_id},
@@ -324,13 +328,17 @@ def verify_fixes(a: Analysis, uri: str) -> pd.DataFrame:
 def verify_report(result: pd.DataFrame) -> str:
     if result.empty:
         return "verify-fixes: no unhealthy run with a fix to verify"
-    lines = ["verify-fixes: re-ran each unhealthy run with its first fix"]
+    lines = ["verify-fixes: re-ran each unhealthy run with its prescribed fix (all overrides)"]
     for symptom, g in result.groupby("symptom"):
         ok = int((g["new_symptom"] == "healthy").sum())
         lines.append(f"  {symptom:<12} {ok:>4}/{len(g):<4} became healthy ({100 * ok / len(g):.0f}%)")
     ok = int((result["new_symptom"] == "healthy").sum())
     lines.append(f"  {'all':<12} {ok:>4}/{len(result):<4} became healthy ({100 * ok / len(result):.0f}%)")
     still = result[result["new_symptom"] != "healthy"]
+    if not still.empty:  # what the runs not healed became, per symptom
+        became = still.groupby(["symptom", "new_symptom"]).size()
+        lines.append("  not healed, became: " + ", ".join(
+            f"{a} -> {b}: {n}" for (a, b), n in became.items()))
     for _, r in still.head(10).iterrows():
         lines.append(f"    not fixed: {r['name']} ({r.symptom}) + {r.fix} -> {r.new_symptom}")
     return "\n".join(lines)
@@ -352,7 +360,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--run", help="run id or name for the fitted-line picture")
     p.add_argument("--show", type=int, default=30, help="runs to list on the console")
     p.add_argument("--verify-fixes", action="store_true",
-                   help="re-run every unhealthy run with its first fix and report how many became healthy")
+                   help="re-run every unhealthy run with its prescribed fix (all its overrides) and "
+                   "report how many became healthy")
     return p.parse_args(argv)
 
 

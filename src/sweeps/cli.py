@@ -46,7 +46,10 @@ def _task(cfg: DictConfig) -> float:
           f"(train_loss {h['train_loss'][-1]:.4g}, val_loss {h['val_loss'][-1]:.4g})")
     print(f"  cause: {d.cause}")
     if d.fix:
-        print(f"  fix:   sweeps {' '.join(apply_fix(list(hc.overrides.task), d.fix[0]))}")
+        fixed = list(hc.overrides.task)
+        for override in d.fix:  # the fix is all of its overrides, applied together
+            fixed = apply_fix(fixed, override)
+        print(f"  fix:   sweeps {' '.join(fixed)}")
     if cfg.tracking.enabled:
         uri, experiment, _ = store_location(cfg)
         print("\n".join(callbacks.where_to_browse(uri, experiment)), flush=True)

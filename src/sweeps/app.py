@@ -29,11 +29,12 @@ PARENT_FILE = ".sweeps/parent.json"  # under the sweep dir: how each job finds i
 AXES = ("optimizer.name", "optimizer.lr", "data.noise", "train.zero_grad")
 
 
-def store_location(cfg: DictConfig) -> tuple[str, str, Path]:
-    """(tracking URI, experiment name, artifact root) for this config; nothing is opened."""
-    uri = tracking.resolve_uri(cfg.tracking.uri, cfg.paths.output_dir)
-    experiment = cfg.tracking.experiment or cfg.sweep.name
-    return uri, experiment, Path(cfg.paths.output_dir).resolve() / "mlartifacts"
+def store_location(cfg: Mapping[str, Any]) -> tuple[str, str, Path]:
+    """(tracking URI, experiment name, artifact root) for this config (or its container);
+    nothing is opened."""
+    uri = tracking.resolve_uri(cfg["tracking"]["uri"], cfg["paths"]["output_dir"])
+    experiment = cfg["tracking"]["experiment"] or cfg["sweep"]["name"]
+    return uri, experiment, Path(cfg["paths"]["output_dir"]).resolve() / "mlartifacts"
 
 
 def run_name(cfg: Mapping[str, Any], overrides: list[str]) -> str:
@@ -177,7 +178,7 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
     name = run_name(container, overrides)
     if not cfg.tracking.enabled:
         history = trained if trained is not None else train(cfg)
-        return _report(Outcome(name, history, _diagnose(cfg, history)))
+        return _report(Outcome(name, history, label(cfg, history)))
 
     uri, experiment, artifacts = store_location(cfg)
     tracking.check_writable(uri)
@@ -211,7 +212,7 @@ def _record(cfg: DictConfig, container: dict[str, Any], uri: str, exp_id: str, n
     with tracking.run(uri, exp_id, name, tags, params) as rl:
         history = trained if trained is not None else \
             train(cfg, on_flush=rl.log_epochs, flush_every_s=cfg.tracking.flush_every_s)
-        diagnosis = _diagnose(container, history)
+        diagnosis = label(container, history)
         rl.add(tags=outcome_tags(diagnosis, history), texts=config_texts(container, hydra_files(job_dir)))
         sent = rl.sent_epochs
         rl.queue_epochs(sent, {k: v[sent:] for k, v in history.metrics.items()})
@@ -235,12 +236,18 @@ def _choices(overrides: list[str]) -> dict[str, str]:
     return out
 
 
-def _diagnose(cfg: Mapping[str, Any], history: History) -> Any:
+def label(cfg: Mapping[str, Any], history: History) -> Any:
+    """Diagnose a run from its history and config (composed or container)."""
     return diagnose(history["train_loss"], history["val_loss"], config=training_config(cfg),
                     grad_norm=history["grad_norm"])
 
 
+def verdict_line(outcome: Outcome) -> str:
+    """The job's log line: ``sgd lr=0.1 ... -> oscillating after 200 epochs (val_loss 3.2)``."""
+    return (f"{outcome.name} -> {outcome.diagnosis.symptom} after {outcome.history.epochs_run} "
+            f"epochs (val_loss {outcome.objective:.4g})")
+
+
 def _report(outcome: Outcome) -> Outcome:
-    log.info("%s -> %s after %d epochs (val_loss %.4g)", outcome.name, outcome.diagnosis.symptom,
-             outcome.history.epochs_run, outcome.objective)
+    log.info("%s", verdict_line(outcome))
     return outcome

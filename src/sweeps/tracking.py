@@ -394,10 +394,12 @@ def _write_sql(store: Any, logs: Sequence[RunLog], status: Optional[str]) -> Non
     ``log_batch`` builds an ORM object per value and costs ~0.1 s per 1000 metrics, which
     would dominate a sweep of tiny loops."""
     from mlflow.entities import LifecycleStage, RunStatus, SourceType
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.tracking.dbmodels.models import (
+        SqlExperiment, SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag)
     from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_USER
     from mlflow.utils.uri import append_to_uri_path
-    from sqlalchemy import insert
+    from sqlalchemy import insert, select
 
     end = _now_ms() if status else None
     runs, tags, params, metrics, latest, remote = [], [], [], [], [], []
@@ -432,8 +434,13 @@ def _write_sql(store: Any, logs: Sequence[RunLog], status: Optional[str]) -> Non
         if not _write_texts(rl.uri, exp_id, rl.run_id, rl.pending_texts, remote_ok=False):
             remote.append(rl)
     with store.ManagedSessionMaker(read_only=False) as session:
-        for exp_id in {rl.exp_id for rl in logs}:
-            store._check_experiment_is_active(store.get_experiment(exp_id))
+        exps = SqlExperiment.__table__
+        for exp_id in {rl.exp_id for rl in logs}:  # what MLflow's create_run checks
+            stage = session.execute(select(exps.c.lifecycle_stage).where(
+                exps.c.experiment_id == int(exp_id))).scalar()
+            if stage != LifecycleStage.ACTIVE:
+                raise MlflowException(f"The experiment {exp_id} must be in the 'active' state "
+                                      f"to create runs; it is {stage or 'missing'}.")
         session.execute(insert(SqlRun.__table__), runs)
         for table, rows in ((SqlTag, tags), (SqlParam, params), (SqlMetric, metrics), (SqlLatestMetric, latest)):
             if rows:

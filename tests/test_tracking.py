@@ -4,6 +4,7 @@ what MLflow's own API writes; NaN/inf survive; credentials never reach the store
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -17,8 +18,15 @@ def _snapshot(c: MlflowClient, run_id: str) -> dict:
     r = c.get_run(run_id)
     hist = {k: [(m.step, m.value) for m in c.get_metric_history(run_id, k)] for k in r.data.metrics}
     tags = {k: v for k, v in r.data.tags.items() if k not in ("sweeps.pid",)}
-    return {"status": r.info.status, "params": r.data.params, "metrics": r.data.metrics,
-            "tags": tags, "history": hist, "ended": r.info.end_time is not None}
+    i = r.info
+    files = sorted(f.path for f in c.list_artifacts(run_id)) + sorted(
+        f.path for f in c.list_artifacts(run_id, "hydra"))
+    texts = {f: Path(c.download_artifacts(run_id, f)).read_text() for f in files if f.endswith(".yaml")}
+    return {"status": i.status, "params": r.data.params, "metrics": r.data.metrics,
+            "tags": tags, "history": hist, "ended": i.end_time is not None and i.end_time >= i.start_time,
+            "info": (i.run_name, i.user_id, i.lifecycle_stage, i.experiment_id,
+                     i.artifact_uri.replace(run_id, "<id>")),
+            "artifacts": files, "texts": texts}
 
 
 @pytest.mark.parametrize("overrides", [["train.epochs=40"], ["optimizer.lr=5", "train.epochs=300"]])
@@ -33,6 +41,9 @@ def test_fast_finish_equals_mlflow_log_batch(make_cfg, tmp_path, monkeypatch, ov
     assert a["status"] == b["status"] == "FINISHED" and a["ended"] and b["ended"]
     assert a["params"] == b["params"]
     assert a["tags"] == b["tags"]
+    assert a["info"] == b["info"]
+    assert a["artifacts"] == b["artifacts"] and "config.yaml" in a["artifacts"]
+    assert a["texts"] == b["texts"]
     assert a["history"].keys() == b["history"].keys() == {"train_loss", "val_loss", "grad_norm", "lr", "w", "b"}
     for key in a["history"]:
         assert [s for s, _ in a["history"][key]] == [s for s, _ in b["history"][key]]
@@ -60,8 +71,6 @@ def test_credentials_never_reach_the_store(make_cfg, tmp_path):
     r = c.get_run(out.run_id)
     blob = str(r.data.params) + str(r.data.tags)
     local = c.download_artifacts(out.run_id, "", str(tmp_path / "dl"))
-    from pathlib import Path
-
     blob += "".join(p.read_text() for p in Path(local).rglob("*") if p.is_file())
     assert "s3cret" not in blob and "alice" not in blob
     assert "tracking.uri" not in r.data.params
@@ -75,3 +84,40 @@ def test_credentials_never_reach_the_store(make_cfg, tmp_path):
 ])
 def test_scrub(uri, shown):
     assert tracking.scrub(uri) == shown
+
+
+def test_a_run_flushed_while_training_is_created_then_finished(make_cfg, tmp_path):
+    """A loop longer than tracking.flush_every_s shows up RUNNING with its first epochs, and
+    ends with every epoch once, like a run written at its end."""
+    cfg = make_cfg("train.epochs=300", "tracking.flush_every_s=1e-9", f"paths.output_dir={tmp_path}")
+    uri = tracking.default_uri(str(tmp_path))
+    seen = []
+
+    def on_flush(rl, first, metrics):
+        rl.log_epochs(first, metrics)
+        seen.append(MlflowClient(uri).get_run(rl.run_id).info.status)
+
+    with tracking.run(uri, tracking.experiment_id(uri, "live"), "live", {"k": "v"}) as rl:
+        history = train(cfg, on_flush=lambda first, m: on_flush(rl, first, m), flush_every_s=1e-9)
+        rl.queue_epochs(rl.sent_epochs, {k: v[rl.sent_epochs:] for k, v in history.metrics.items()})
+    assert seen and set(seen) == {"RUNNING"}
+    r = MlflowClient(uri).get_run(rl.run_id)
+    assert r.info.status == "FINISHED" and r.data.tags["k"] == "v" and r.info.run_name == "live"
+    steps = [m.step for m in MlflowClient(uri).get_metric_history(rl.run_id, "train_loss")]
+    assert steps == list(range(300))
+    assert r.data.metrics["train_loss"] == history["train_loss"][-1]
+
+
+def test_a_failing_run_is_stored_failed_with_its_traceback(tmp_path):
+    uri = tracking.default_uri(str(tmp_path))
+    exp = tracking.experiment_id(uri, "fails", str(tmp_path / "art"))
+    with pytest.raises(RuntimeError), tracking.run(uri, exp, "boom", {}, {"p": 1}) as rl:
+        rl.queue_epochs(0, {"train_loss": [1.0, 0.5]})
+        raise RuntimeError("the loss function broke\nsecond line")
+    c = MlflowClient(uri)
+    r = c.get_run(rl.run_id)
+    assert r.info.status == "FAILED" and r.data.params == {"p": "1"}
+    assert r.data.tags["sweeps.error"] == "RuntimeError: the loss function broke"
+    text = Path(c.download_artifacts(rl.run_id, "error/traceback.txt")).read_text()
+    assert "the loss function broke" in text and "Traceback" in text
+    assert [m.value for m in c.get_metric_history(rl.run_id, "train_loss")] == [1.0, 0.5]

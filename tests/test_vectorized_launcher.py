@@ -178,27 +178,61 @@ def launcher_log():
     logger.removeHandler(handler)
 
 
-def test_failed_recording_fails_only_its_job(sweep, monkeypatch):
-    real_execute, real_launch, launched = app.execute, _core.launch, []
-
-    def execute(cfg, overrides, **kw):
-        if kw.get("extra_tags", {}).get("sweeps.job_num") == 1:
-            raise RuntimeError("store went away")
-        return real_execute(cfg, overrides, **kw)
+def _spy_launch(monkeypatch) -> list:
+    real_launch, launched = _core.launch, []
 
     def spy(*args, **kw):
         launched.extend(real_launch(*args, **kw))
         return launched
 
-    monkeypatch.setattr(app, "execute", execute)
     monkeypatch.setattr(_core, "launch", spy)
-    with pytest.raises(RuntimeError, match="store went away"):  # the sweeper re-raises it
+    return launched
+
+
+def test_failed_recording_fails_only_its_job(sweep, monkeypatch):
+    """A job whose recording raises leaves the bulk path, runs through run_job, and is stored
+    FAILED with its error; the other jobs are stored FINISHED, once each."""
+    real_label = app.label
+
+    def label(cfg, history):
+        if cfg["optimizer"]["lr"] == 0.1:
+            raise RuntimeError("labeller broke")
+        return real_label(cfg, history)
+
+    monkeypatch.setattr(app, "label", label)
+    launched = _spy_launch(monkeypatch)
+    with pytest.raises(RuntimeError, match="labeller broke"):  # the sweeper re-raises it
         sweep("optimizer.lr=0.01,0.1,1.0", "train.epochs=20")
     assert [r.status for r in launched] == \
         [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.COMPLETED]
     assert isinstance(launched[1]._return_value, RuntimeError)
     assert math.isfinite(launched[0].return_value) and launched[0].return_value > 0
-    assert sorted(r.data.tags["sweeps.job_num"] for r in sweep.children()) == ["0", "2"]
+    runs = {r.data.tags["sweeps.job_num"]: r for r in sweep.children()}
+    assert sorted(runs) == ["0", "1", "2"]
+    assert [runs[k].info.status for k in "012"] == ["FINISHED", "FAILED", "FINISHED"]
+    assert runs["1"].data.tags["sweeps.error"] == "RuntimeError: labeller broke"
+
+
+def test_a_failed_bulk_write_records_the_jobs_one_by_one(sweep, monkeypatch, launcher_log):
+    from sweeps import tracking
+
+    real, calls = tracking.finish_many, []
+
+    def finish_many(uri, logs, status):
+        calls.append(len(logs))
+        if len(calls) == 1:
+            raise RuntimeError("disk full")
+        return real(uri, logs, status)
+
+    monkeypatch.setattr(tracking, "finish_many", finish_many)
+    launched = _spy_launch(monkeypatch)
+    sweep("optimizer.lr=0.01,0.1,1.0", "train.epochs=20")
+    assert calls[0] == 3 and calls[1:] == [1, 1, 1]  # the bulk write, then one run each
+    assert any("writing 3 runs at once failed (RuntimeError: disk full)" in m for m in launcher_log)
+    assert [r.status for r in launched] == [JobStatus.COMPLETED] * 3
+    runs = sweep.children()
+    assert sorted(r.data.tags["sweeps.job_num"] for r in runs) == ["0", "1", "2"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
 
 
 def test_resume_skips_finished_jobs_without_training_them(sweep, launcher_log, tmp_path):

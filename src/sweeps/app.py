@@ -9,15 +9,14 @@ import logging
 import math
 import os
 import socket
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
 from sweeps import tracking
-from sweeps.config import config_hash, flatten, training_config, validate
+from sweeps.config import config_hash, dump_yaml, flatten, training_config, validate
 from sweeps.diagnose import diagnose
 from sweeps.loop import History, resolve_device, train
 from sweeps.progress import mark_job
@@ -30,18 +29,21 @@ PARENT_FILE = ".sweeps/parent.json"  # under the sweep dir: how each job finds i
 AXES = ("optimizer.name", "optimizer.lr", "data.noise", "train.zero_grad")
 
 
-def store_location(cfg: DictConfig) -> tuple[str, str, Path]:
-    """(tracking URI, experiment name, artifact root) for this config; nothing is opened."""
-    uri = tracking.resolve_uri(cfg.tracking.uri, cfg.paths.output_dir)
-    experiment = cfg.tracking.experiment or cfg.sweep.name
-    return uri, experiment, Path(cfg.paths.output_dir).resolve() / "mlartifacts"
+def store_location(cfg: Mapping[str, Any]) -> tuple[str, str, Path]:
+    """(tracking URI, experiment name, artifact root) for this config (or its container);
+    nothing is opened."""
+    uri = tracking.resolve_uri(cfg["tracking"]["uri"], cfg["paths"]["output_dir"])
+    experiment = cfg["tracking"]["experiment"] or cfg["sweep"]["name"]
+    return uri, experiment, Path(cfg["paths"]["output_dir"]).resolve() / "mlartifacts"
 
 
-def run_name(cfg: DictConfig, overrides: list[str]) -> str:
+def run_name(cfg: Mapping[str, Any], overrides: list[str]) -> str:
     """A readable name from the swept values, e.g. ``sgd lr=0.3 noise=0.5 zero_grad=off``,
-    followed by any other override that makes this job differ (``model=poly seed=3``)."""
-    zg = "on" if cfg.train.zero_grad else "off"
-    parts = [f"{cfg.optimizer.name}", f"lr={cfg.optimizer.lr:g}", f"noise={cfg.data.noise:g}", f"zero_grad={zg}"]
+    followed by any other override that makes this job differ (``model=poly seed=3``).
+    ``cfg``: the composed config or its resolved container."""
+    opt, data, train = cfg["optimizer"], cfg["data"], cfg["train"]
+    zg = "on" if train["zero_grad"] else "off"
+    parts = [f"{opt['name']}", f"lr={opt['lr']:g}", f"noise={data['noise']:g}", f"zero_grad={zg}"]
     shown = {"optimizer", *AXES}
     for ov in overrides:
         key, _, value = ov.lstrip("+~").partition("=")
@@ -49,6 +51,58 @@ def run_name(cfg: DictConfig, overrides: list[str]) -> str:
             continue
         parts.append(f"{key.split('.')[-1]}={value}")
     return " ".join(parts)
+
+
+def describe(container: Mapping[str, Any], overrides: list[str], choices: Mapping[str, str],
+             parent: Optional[dict[str, Any]] = None, extra_tags: Optional[dict[str, Any]] = None
+             ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The tags and params of a run, before it trains: identity (config hash, sweep,
+    overrides, host, parent) and the flattened resolved config plus the group choices."""
+    params = flatten(container)
+    params.update({g: c for g, c in choices.items() if not g.startswith("hydra") and c})
+    tags = {
+        tracking.TAG_ROLE: "child" if parent else "single",
+        tracking.TAG_HASH: config_hash(container),
+        "sweeps.sweep": container["sweep"]["name"],
+        "sweeps.overrides": tracking.scrub(" ".join(overrides)),
+        tracking.TAG_HOST: _HOST,
+        tracking.TAG_PID: os.getpid(),
+        **(extra_tags or {}),
+    }
+    if parent:
+        tags[tracking.TAG_PARENT] = parent["run_id"]
+    return tags, tracking.params_for(params)
+
+
+def outcome_tags(diagnosis: Any, history: History) -> dict[str, Any]:
+    """The tags a run gets when it ends: its label, cause, fix, the story as the run's
+    description, and how training stopped."""
+    return {
+        "symptom": diagnosis.symptom,
+        "cause": diagnosis.cause,
+        "fix": diagnosis.fix_str(),
+        tracking.TAG_NOTE: diagnosis.markdown(),
+        "sweeps.stop_reason": history.stop_reason,
+        "sweeps.epochs_run": history.epochs_run,
+        "sweeps.device": history.device,
+    }
+
+
+def config_texts(container: Mapping[str, Any], hydra_files: Mapping[str, str]) -> dict[str, str]:
+    """The run's config artifacts: the resolved config and Hydra's .hydra/ files (credentials
+    are scrubbed when they are queued)."""
+    return {"config.yaml": dump_yaml(container), **{f"hydra/{k}": v for k, v in sorted(hydra_files.items())}}
+
+
+def hydra_files(job_dir: Optional[Path]) -> dict[str, str]:
+    """What Hydra wrote into the job's .hydra/ folder."""
+    folder = job_dir / ".hydra" if job_dir else None
+    if not folder or not folder.is_dir():
+        return {}
+    return {f.name: f.read_text() for f in sorted(folder.glob("*.yaml"))}
+
+
+_HOST = socket.gethostname()
 
 
 def _hydra() -> Any:
@@ -120,35 +174,22 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
     """
     validate(cfg)
     resolve_device(cfg.train.device)
-    name = run_name(cfg, overrides)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    name = run_name(container, overrides)
     if not cfg.tracking.enabled:
         history = trained if trained is not None else train(cfg)
-        return _report(Outcome(name, history, _diagnose(cfg, history)))
+        return _report(Outcome(name, history, label(cfg, history)))
 
     uri, experiment, artifacts = store_location(cfg)
     tracking.check_writable(uri)
     exp_id = parent["experiment_id"] if parent else tracking.experiment_id(uri, experiment, str(artifacts))
     hc = _hydra()
-    params = flatten(OmegaConf.to_container(cfg, resolve=True))
-    if hc:
-        params.update({g: c for g, c in hc.runtime.choices.items() if not g.startswith("hydra") and c})
-    else:
-        params.update(_choices(overrides))
-    tags = {
-        tracking.TAG_ROLE: "child" if parent else "single",
-        tracking.TAG_HASH: config_hash(cfg),
-        "sweeps.sweep": cfg.sweep.name,
-        "sweeps.overrides": tracking.scrub(" ".join(overrides)),
-        tracking.TAG_HOST: socket.gethostname(),
-        tracking.TAG_PID: os.getpid(),
-        **(extra_tags or {}),
-    }
-    if parent:
-        tags[tracking.TAG_PARENT] = parent["run_id"]
+    choices = dict(hc.runtime.choices) if hc else _choices(overrides)
+    tags, params = describe(container, overrides, choices, parent, extra_tags)
     job_num = (extra_tags or {}).get("sweeps.job_num")
     marks = parent.get("sweep_dir") if parent and job_num is not None else None
     try:
-        outcome = _record(cfg, uri, exp_id, name, tags, params, job_dir, trained)
+        outcome = _record(cfg, container, uri, exp_id, name, tags, params, job_dir, trained)
     except KeyboardInterrupt:
         if marks:
             mark_job(marks, job_num, "KILLED")
@@ -164,25 +205,17 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
     return _report(outcome)
 
 
-def _record(cfg: DictConfig, uri: str, exp_id: str, name: str, tags: dict[str, Any],
-            params: dict[str, Any], job_dir: Optional[Path], trained: Optional[History]) -> Outcome:
+def _record(cfg: DictConfig, container: dict[str, Any], uri: str, exp_id: str, name: str,
+            tags: dict[str, Any], params: dict[str, str], job_dir: Optional[Path],
+            trained: Optional[History]) -> Outcome:
     """Train (unless ``trained`` is given), diagnose and write one run."""
-    with tracking.run(uri, exp_id, name, tags, tracking.params_for(params)) as rl:
+    with tracking.run(uri, exp_id, name, tags, params) as rl:
         history = trained if trained is not None else \
             train(cfg, on_flush=rl.log_epochs, flush_every_s=cfg.tracking.flush_every_s)
-        diagnosis = _diagnose(cfg, history)
-        rl.add(tags={
-            "symptom": diagnosis.symptom,
-            "cause": diagnosis.cause,
-            "fix": diagnosis.fix_str(),
-            tracking.TAG_NOTE: diagnosis.markdown(),
-            "sweeps.stop_reason": history.stop_reason,
-            "sweeps.epochs_run": history.epochs_run,
-            "sweeps.device": history.device,
-        })
+        diagnosis = label(container, history)
+        rl.add(tags=outcome_tags(diagnosis, history), texts=config_texts(container, hydra_files(job_dir)))
         sent = rl.sent_epochs
         rl.queue_epochs(sent, {k: v[sent:] for k, v in history.metrics.items()})
-        _log_config_files(rl, cfg, job_dir, uri)
     return Outcome(name, history, diagnosis, rl.run_id)
 
 
@@ -203,28 +236,18 @@ def _choices(overrides: list[str]) -> dict[str, str]:
     return out
 
 
-def _diagnose(cfg: DictConfig, history: History) -> Any:
+def label(cfg: Mapping[str, Any], history: History) -> Any:
+    """Diagnose a run from its history and config (composed or container)."""
     return diagnose(history["train_loss"], history["val_loss"], config=training_config(cfg),
                     grad_norm=history["grad_norm"])
 
 
+def verdict_line(outcome: Outcome) -> str:
+    """The job's log line: ``sgd lr=0.1 ... -> oscillating after 200 epochs (val_loss 3.2)``."""
+    return (f"{outcome.name} -> {outcome.diagnosis.symptom} after {outcome.history.epochs_run} "
+            f"epochs (val_loss {outcome.objective:.4g})")
+
+
 def _report(outcome: Outcome) -> Outcome:
-    log.info("%s -> %s after %d epochs (val_loss %.4g)", outcome.name, outcome.diagnosis.symptom,
-             outcome.history.epochs_run, outcome.objective)
+    log.info("%s", verdict_line(outcome))
     return outcome
-
-
-def _log_config_files(rl: tracking.RunLog, cfg: DictConfig, job_dir: Optional[Path], uri: str) -> None:
-    """The resolved config and Hydra's .hydra/ files, with any credentials in the URI removed."""
-    with tempfile.TemporaryDirectory() as tmp:
-        resolved = OmegaConf.to_yaml(cfg, resolve=True)
-        files = {"config.yaml": resolved}
-        hydra_dir = job_dir / ".hydra" if job_dir else None
-        if hydra_dir and hydra_dir.is_dir():
-            for f in sorted(hydra_dir.glob("*.yaml")):
-                files[f"hydra/{f.name}"] = f.read_text()
-        for rel, text in files.items():
-            out = Path(tmp) / rel
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(tracking.scrub(text))
-        tracking.log_dir(uri, rl.run_id, Path(tmp))

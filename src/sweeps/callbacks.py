@@ -100,7 +100,14 @@ def check_sweep_values(config: DictConfig) -> None:
 def count_jobs(config: DictConfig) -> Optional[int]:
     """Number of jobs of a grid sweep (the product of the swept values' counts), or None when
     the sweeper is not a grid."""
-    if "BasicSweeper" not in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.utils import get_class
+
+    try:
+        grid = issubclass(get_class(str(OmegaConf.select(config, "hydra.sweeper._target_"))), BasicSweeper)
+    except Exception:  # noqa: BLE001 - an unknown sweeper: no total shown
+        grid = False
+    if not grid:
         return None
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     items = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)

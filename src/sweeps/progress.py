@@ -73,15 +73,19 @@ class Progress:
             self._run_plain()
 
     def _run_plain(self) -> None:
-        last_print, last_tenth = time.perf_counter(), 0
-        while not self._stop.wait(0.5):
+        last_print, last_tenth, last_done = time.perf_counter(), 0, 0
+        while True:
+            stopping = self._stop.wait(0.5)
             counts = read_marks(self.sweep_dir)
             done = sum(counts[s] for s in ("FINISHED", "FAILED", "KILLED", "SKIPPED"))
             tenth = int(10 * done / self.total) if self.total else 0
             now = time.perf_counter()
-            if now - last_print >= self.every_s or tenth > last_tenth:
+            # a line every every_s, per tenth of the jobs, and the final count when it stops
+            if now - last_print >= self.every_s or tenth > last_tenth or (stopping and done > last_done):
                 print(f"progress: {line(counts, self.total, now - self.start)}", file=sys.stderr, flush=True)
-                last_print, last_tenth = now, tenth
+                last_print, last_tenth, last_done = now, tenth, done
+            if stopping:
+                return
 
     def _run_rich(self) -> None:
         from rich.console import Console

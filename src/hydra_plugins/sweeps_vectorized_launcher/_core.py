@@ -1,29 +1,34 @@
-"""What the vectorised launcher does, as plain functions: compose every job's config (once per
-set of config-group choices), train the jobs in batched programs, then record each job through
-Hydra's ``run_job``, exactly as the basic launcher runs the sweeps task."""
+"""What the vectorised launcher does, as plain functions: prepare every job's config (composed
+once per set of config-group choices, the scalar overrides patched in), train the jobs in
+batched programs, then record them in bulk, or each through Hydra's ``run_job`` where the bulk
+path does not apply."""
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Hashable, Optional, Sequence
+from typing import Any, Callable, Hashable, Iterator, Optional, Sequence
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.experimental.callback import Callback
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
 # The task functions whose per-job work is sweeps.app.run_job (compared by name: the launcher
 # must not import the CLI module). A task may also declare it with `sweeps_batchable = True`.
 SWEEPS_TASKS = {("sweeps.cli", "_task"), ("sweeps.app", "run_job")}
+
+CHUNK = 250  # runs written per store transaction (bounds memory; progress advances per chunk)
 
 
 def is_sweeps_task(task_function: Any) -> bool:
@@ -35,6 +40,28 @@ def is_sweeps_task(task_function: Any) -> bool:
 
 
 # --- composing ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Base:
+    """One composition (a set of config-group overrides) and what the jobs on it share."""
+
+    cfg: DictConfig
+    task: DictConfig  # cfg without its hydra node: value overrides are converted on it
+    resolved: dict[str, Any]  # the task part, resolved
+    hydra: dict[str, Any]  # {"hydra": ...} unresolved, as run_job saves .hydra/hydra.yaml
+    patchable: bool  # no interpolation in the task part: a job's config = base + its values
+    values: dict[str, Any] = field(default_factory=dict)  # override line -> converted value
+
+    def value(self, o: Override) -> Any:
+        """The value ``o`` gives its key, converted as Hydra converts it (``optimizer.lr=1``
+        -> 1.0); an override Hydra rejects raises Hydra's error."""
+        if o.input_line not in self.values:
+            ConfigLoaderImpl._apply_overrides_to_config([o], self.task)  # what Hydra itself calls
+            v = OmegaConf.select(self.task, o.key_or_group)
+            self.values[o.input_line] = OmegaConf.to_container(v, resolve=True) \
+                if isinstance(v, Container) else v
+        return self.values[o.input_line]
 
 
 class SweepComposer:
@@ -50,22 +77,70 @@ class SweepComposer:
         self.choices = set(OmegaConf.select(master, "hydra.runtime.choices", default={}) or {})
         self.parser = OverridesParser.create()
         self.bases: dict[tuple[str, ...], DictConfig] = {}
+        self.prepared: dict[tuple[str, ...], Base] = {}
         self.full = 0  # compositions made (for the log line)
 
     def compose(self, overrides: Sequence[str], job_num: int) -> DictConfig:
+        """The job's full config, equal to what Hydra's ``load_sweep_config`` returns."""
         parsed = self.parser.parse_overrides(list(overrides))
         split = self._split(parsed)
         if split is None:
             cfg = self._load(list(overrides))
         else:
             groups, values = split
-            if groups not in self.bases:
-                self.bases[groups] = self._load(list(groups))
-            cfg = self._apply(self.bases[groups], parsed, values)
+            cfg = self._apply(self._composed(groups), parsed, values)
         with open_dict(cfg):
             cfg.hydra.job.id = job_num
             cfg.hydra.job.num = job_num
         return cfg
+
+    def check(self, overrides: Sequence[str]) -> None:
+        """Raise what Hydra's ``load_sweep_config`` would raise for this job, cheaply: the
+        group choices are composed once, each distinct value override converted once."""
+        parsed = self.parser.parse_overrides(list(overrides))
+        split = self._split(parsed)
+        if split is None:
+            self._load(list(overrides))
+            return
+        groups, values = split
+        base = self.base(groups)
+        for o in values:
+            base.value(o)
+
+    def prepare(self, overrides: Sequence[str], job_num: int) -> Job:
+        """A Job: the resolved task config as plain data, without a DictConfig per job where
+        its overrides are group choices plus scalar values."""
+        parsed = self.parser.parse_overrides(list(overrides))
+        split = self._split(parsed)
+        if split is not None:
+            groups, values = split
+            base = self.base(groups)
+            if base.patchable:
+                container = copy.deepcopy(base.resolved)
+                for o in values:
+                    _set(container, o.key_or_group, base.value(o))
+                return Job(job_num, list(overrides), container, base=base, parsed=parsed)
+        cfg = self.compose(overrides, job_num)
+        return Job(job_num, list(overrides), _task_container(cfg), config=cfg, parsed=parsed)
+
+    def base(self, groups: tuple[str, ...]) -> Base:
+        if groups not in self.prepared:
+            cfg = self._composed(groups)
+            task = copy.deepcopy(cfg)
+            with read_write(task), open_dict(task):
+                del task["hydra"]
+            unresolved = OmegaConf.to_container(task, resolve=False)
+            self.prepared[groups] = Base(
+                cfg, task, OmegaConf.to_container(task, resolve=True),
+                {"hydra": OmegaConf.to_container(cfg.hydra, resolve=False, enum_to_str=True)},
+                patchable=not _has_interpolation(unresolved),
+            )
+        return self.prepared[groups]
+
+    def _composed(self, groups: tuple[str, ...]) -> DictConfig:
+        if groups not in self.bases:
+            self.bases[groups] = self._load(list(groups))
+        return self.bases[groups]
 
     def _load(self, overrides: list[str]) -> DictConfig:
         self.full += 1
@@ -100,12 +175,48 @@ class SweepComposer:
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)  # what Hydra itself calls
         with read_write(cfg.hydra), open_dict(cfg.hydra):
             cfg.hydra.overrides.task = [o.input_line for o in parsed]
-            sep = cfg.hydra.job.config.override_dirname
-            cfg.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=parsed, kv_sep=sep.kv_sep, item_sep=sep.item_sep,
-                exclude_keys=sep.exclude_keys,
-            )
+            cfg.hydra.job.override_dirname = self.override_dirname(parsed)
         return cfg
+
+    def override_dirname(self, parsed: list[Override]) -> str:
+        sep = self.master.hydra.job.config.override_dirname
+        return get_overrides_dirname(overrides=parsed, kv_sep=sep.kv_sep, item_sep=sep.item_sep,
+                                     exclude_keys=sep.exclude_keys)
+
+
+_SHARED: list[tuple[Any, Any, SweepComposer]] = []
+
+
+def composer_for(ctx: HydraContext, config: DictConfig) -> SweepComposer:
+    """One SweepComposer per multirun (its config loader and master config): the grid
+    sweeper's check and the launcher then compose each set of group choices once in all."""
+    for loader, master, composer in _SHARED:
+        if loader is ctx.config_loader and master is config:
+            return composer
+    composer = SweepComposer(ctx, config)
+    _SHARED[:] = [(ctx.config_loader, config, composer)]
+    return composer
+
+
+def _task_container(cfg: DictConfig) -> dict[str, Any]:
+    return {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], Container) else cfg[k]
+            for k in cfg if k != "hydra"}
+
+
+def _has_interpolation(node: Any) -> bool:
+    if isinstance(node, dict):
+        return any(_has_interpolation(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_interpolation(v) for v in node)
+    return isinstance(node, str) and "${" in node
+
+
+def _set(container: dict[str, Any], dotted: str, value: Any) -> None:
+    *path, last = dotted.split(".")
+    node = container
+    for part in path:
+        node = node[part]
+    node[last] = copy.deepcopy(value)
 
 
 # --- launching ------------------------------------------------------------------------------------
@@ -115,11 +226,15 @@ class SweepComposer:
 class Job:
     num: int
     overrides: list[str]
-    config: DictConfig
+    container: dict[str, Any]  # the resolved task config (what the engine and records read)
+    base: Optional[Base] = None  # set when the config is base + scalar values
+    config: Optional[DictConfig] = None  # the full config, composed when a path needs it
+    parsed: list[Override] = field(default_factory=list)
     mode: str = "batch"  # batch | alone | resume
     why: str = ""  # why it runs alone
     parent: Optional[dict] = None  # the sweep's parent run (sweeps.app.find_parent)
     history: Any = None  # what the engine trained
+    done: Optional[dict] = None  # the earlier run of a resumed job
 
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -135,11 +250,15 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     for i, ov in enumerate(job_overrides):
         log.info("\t#%d : %s", initial_job_idx + i, " ".join(filter_overrides(ov)))
 
-    composer = SweepComposer(ctx, config)
+    composer = composer_for(ctx, config)
     started = time.perf_counter()
-    jobs = [Job(initial_job_idx + i, list(ov), composer.compose(ov, initial_job_idx + i))
-            for i, ov in enumerate(job_overrides)]
-    log.info("composed %d job configs from %d compositions in %.2f s", len(jobs), composer.full,
+    batching = is_sweeps_task(task) and launcher.batch
+    if batching:
+        jobs = [composer.prepare(ov, initial_job_idx + i) for i, ov in enumerate(job_overrides)]
+    else:
+        jobs = [Job(initial_job_idx + i, list(ov), {}, config=composer.compose(ov, initial_job_idx + i))
+                for i, ov in enumerate(job_overrides)]
+    log.info("prepared %d job configs from %d compositions in %.2f s", len(jobs), composer.full,
              time.perf_counter() - started)
 
     if not is_sweeps_task(task):
@@ -155,22 +274,32 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         from sweeps.app import find_parent
 
         parent = find_parent(str(sweep_dir))  # what the sweep's start callback left for its jobs
+        multirun = str(OmegaConf.select(config, "hydra.mode")) == "RunMode.MULTIRUN"
         for j in jobs:
-            # as sweeps.app.run_job: a job belongs to the parent run only in a multirun
-            multirun = str(OmegaConf.select(j.config, "hydra.mode")) == "RunMode.MULTIRUN"
-            j.parent = parent if multirun else None
+            j.parent = parent if multirun else None  # as sweeps.app.run_job
         plan(jobs)
-        train(jobs)
 
-    returns = []
+    bulk = batching and _bulk_applies(ctx, config)
+    returns: dict[int, JobReturn] = {}
+    if batching:
+        for members in train(jobs):
+            if bulk:
+                returns.update(record(composer, config, members, sweep_dir))
     for j in jobs:
-        returns.append(_run(ctx, j, task if j.mode != "batch" else _recorder(j)))
+        if j.num in returns:
+            continue
+        if bulk and j.mode == "resume":
+            returns[j.num] = _skip(j, sweep_dir)
+            continue
+        if j.config is None:
+            j.config = composer.compose(j.overrides, j.num)
+        returns[j.num] = _run(ctx, j, task if j.mode != "batch" else _recorder(j))
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    return returns
+    return [returns[j.num] for j in jobs]
 
 
 def plan(jobs: list[Job]) -> None:
-    """Decide per job: resumed (finished before; the task skips it), alone (the engine cannot
+    """Decide per job: resumed (finished before; not trained again), alone (the engine cannot
     train it, logged with why) or batched."""
     from sweeps.config import config_hash
     from sweeps.engine import unsupported
@@ -178,10 +307,10 @@ def plan(jobs: list[Job]) -> None:
     for j in jobs:
         try:
             done = (j.parent or {}).get("done", {})
-            if j.config.sweep.resume and config_hash(j.config) in done:
-                j.mode = "resume"  # sweeps.app.run_job skips it (marks it SKIPPED) without training
+            if j.container["sweep"]["resume"] and config_hash(j.container) in done:
+                j.mode, j.done = "resume", done[config_hash(j.container)]
                 continue
-            why = unsupported(j.config)
+            why = unsupported(j.container)
         except Exception as err:  # noqa: BLE001 - the job itself will report it, in its own run
             why = f"{type(err).__name__}: {err}"
         if why is not None:
@@ -189,31 +318,223 @@ def plan(jobs: list[Job]) -> None:
             log.info("#%d runs on its own (sequential loop): %s", j.num, why)
 
 
-def train(jobs: list[Job]) -> None:
-    """Train the batched jobs, one program per engine group; a group whose program fails
-    falls back to running its jobs one by one."""
+def train(jobs: list[Job]) -> Iterator[list[Job]]:
+    """Train the batched jobs, one program per engine group, yielding each group's jobs with
+    their histories (so they are recorded, and their histories freed, before the next group
+    trains). A group whose program fails falls back to running its jobs one by one."""
     from sweeps.engine import group_key, train_batch
 
     groups: dict[Hashable, list[Job]] = {}
     for j in jobs:
         if j.mode == "batch":
-            groups.setdefault(group_key(j.config), []).append(j)
-    started = time.perf_counter()
+            groups.setdefault(group_key(j.container), []).append(j)
+    started, seconds = time.perf_counter(), 0.0
     for key, members in groups.items():
+        t = time.perf_counter()
         try:
-            histories = train_batch([j.config for j in members])
+            histories = train_batch([j.container for j in members])
         except Exception as err:  # noqa: BLE001 - the jobs still run, the sequential way
             log.warning("batched program %s failed (%s: %s): running its %d jobs one by one",
                         key, type(err).__name__, err, len(members))
             for j in members:
                 j.mode, j.why = "alone", f"batched program failed: {err}"
             continue
+        seconds += time.perf_counter() - t
         for j, h in zip(members, histories):
             j.history = h
+        yield members
     counts = {m: sum(j.mode == m for j in jobs) for m in ("batch", "alone", "resume")}
-    log.info("trained %d jobs in %d batched programs in %.2f s; %d run one by one, "
-             "%d finished before (resumed)", counts["batch"], len(groups),
+    log.info("trained %d jobs in %d batched programs in %.2f s (%.2f s with recording); %d run "
+             "one by one, %d finished before (resumed)", counts["batch"], len(groups), seconds,
              time.perf_counter() - started, counts["alone"], counts["resume"])
+
+
+# --- recording in bulk ----------------------------------------------------------------------------
+
+
+def _bulk_applies(ctx: HydraContext, config: DictConfig) -> bool:
+    """The bulk path leaves what run_job would, as long as nothing observes single jobs: no
+    callback with on_job_start/on_job_end, no hydra.job.env_set, no chdir into job dirs."""
+    callbacks = getattr(ctx.callbacks, "callbacks", []) if ctx.callbacks is not None else []
+    per_job = [type(cb).__name__ for cb in callbacks
+               if type(cb).on_job_start is not Callback.on_job_start
+               or type(cb).on_job_end is not Callback.on_job_end]
+    why = ""
+    if per_job:
+        why = f"callbacks with per-job hooks ({', '.join(per_job)})"
+    elif OmegaConf.select(config, "hydra.job.env_set"):
+        why = "hydra.job.env_set is set"
+    elif OmegaConf.select(config, "hydra.job.chdir"):
+        why = "hydra.job.chdir=true"
+    if why:
+        log.info("recording each job through Hydra's run_job: %s", why)
+    return not why
+
+
+def record(composer: SweepComposer, config: DictConfig, jobs: list[Job], sweep_dir: Path
+           ) -> dict[int, JobReturn]:
+    """Record trained jobs as sweeps.app.execute records them (same run, params, metrics,
+    tags, artifacts) and leave what Hydra's run_job leaves (job dir, .hydra/ files, job log),
+    writing runs in one store transaction per CHUNK. A job whose preparation fails, or whose
+    chunk cannot be written, is left out of the result and goes through run_job."""
+    from sweeps import app, tracking
+    from sweeps.progress import mark_job
+
+    out: dict[int, JobReturn] = {}
+    ready = [j for j in jobs if j.history is not None and j.base is not None]
+    for start in range(0, len(ready), CHUNK):
+        chunk = ready[start:start + CHUNK]
+        written: list[tuple[Job, Any, Optional[tracking.RunLog], Path]] = []
+        for j in chunk:
+            try:
+                written.append(_prepare_record(composer, config, j, sweep_dir))
+            except Exception as err:  # noqa: BLE001 - run_job records it, as a failed run if need be
+                log.warning("#%d: %s: %s; recording it through run_job", j.num, type(err).__name__, err)
+        by_store: dict[str, list[tracking.RunLog]] = {}
+        for _, _, rl, _ in written:
+            if rl is not None:
+                by_store.setdefault(rl.uri, []).append(rl)
+        try:
+            for uri, logs in by_store.items():
+                tracking.finish_many(uri, logs, "FINISHED")
+        except (KeyboardInterrupt, tracking.StoreUnreachable):
+            raise
+        except Exception as err:  # noqa: BLE001
+            if tracking.unreachable(err):
+                raise tracking.store_unreachable(next(iter(by_store)), err) from err
+            log.warning("writing %d runs at once failed (%s: %s): recording them one by one",
+                        len(written), type(err).__name__, err)
+            _abandon([rl for logs in by_store.values() for rl in logs])
+            continue
+        for j, outcome, rl, job_dir in written:
+            line = app.verdict_line(outcome)
+            _job_log(config, job_dir, line)
+            if j.parent:
+                mark_job(j.parent["sweep_dir"], j.num, "FINISHED", outcome.diagnosis.symptom)
+            out[j.num] = _job_return(j, outcome.objective, job_dir)
+            j.history = None  # free it
+    return out
+
+
+def _abandon(logs: list[Any]) -> None:
+    """Runs a failed bulk write had already created (a tracking server creates runs one by
+    one) are marked FAILED: their jobs are recorded again, one by one."""
+    from sweeps import tracking
+
+    for rl in logs:
+        if rl.created:
+            try:
+                tracking.client(rl.uri).set_terminated(rl.run_id, status="FAILED")
+            except Exception:  # noqa: BLE001 - the store is what failed; nothing more to do
+                pass
+
+
+def _prepare_record(composer: SweepComposer, config: DictConfig, j: Job, sweep_dir: Path
+                    ) -> tuple[Job, Any, Any, Path]:
+    """Job dir and .hydra/ files as run_job writes them, the run's contents queued."""
+    from sweeps import app, tracking
+    from sweeps.config import dump_yaml
+
+    assert j.base is not None
+    hydra_container = copy.deepcopy(j.base.hydra)
+    h = hydra_container["hydra"]
+    override_dirname = composer.override_dirname(j.parsed)
+    job_dir = sweep_dir / _subdir(str(h["sweep"]["subdir"]), j, override_dirname, composer)
+    h["job"]["id"] = h["job"]["num"] = j.num
+    h["job"]["override_dirname"] = override_dirname
+    h["overrides"]["task"] = list(j.overrides)
+    h["runtime"]["output_dir"] = os.path.abspath(job_dir)
+    files = {"config.yaml": dump_yaml(j.container), "hydra.yaml": dump_yaml(hydra_container),
+             "overrides.yaml": dump_yaml(list(j.overrides))}
+    subdir = config.hydra.output_subdir
+    if subdir is not None:
+        folder = job_dir / str(subdir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+    else:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        files = {}
+
+    c = j.container
+    name = app.run_name(c, j.overrides)
+    diagnosis = app.label(c, j.history)
+    outcome = app.Outcome(name, j.history, diagnosis)
+    if not c["tracking"]["enabled"]:
+        return j, outcome, None, job_dir
+    uri, experiment, artifacts = app.store_location(c)
+    exp_id = j.parent["experiment_id"] if j.parent else _experiment(uri, experiment, str(artifacts))
+    extra = {"sweeps.job_num": j.num} if j.parent else None
+    tags, params = app.describe(c, j.overrides, h["runtime"]["choices"], j.parent, extra)
+    rl = tracking.RunLog.open(uri, exp_id, name, tags)
+    rl.add(params=params, tags=app.outcome_tags(diagnosis, j.history),
+           texts=app.config_texts(c, files))
+    rl.queue_epochs(0, j.history.metrics)
+    outcome.run_id = rl.run_id
+    return j, outcome, rl, job_dir
+
+
+_EXPERIMENTS: dict[tuple[str, str], str] = {}
+
+
+def _experiment(uri: str, name: str, artifacts: str) -> str:
+    """A multirun without the sweeps callback (no parent run): runs go to the experiment as
+    lone runs do; checked and looked up once per store and name."""
+    from sweeps import tracking
+
+    if (uri, name) not in _EXPERIMENTS:
+        tracking.check_writable(uri)
+        _EXPERIMENTS[(uri, name)] = tracking.experiment_id(uri, name, artifacts)
+    return _EXPERIMENTS[(uri, name)]
+
+
+def _subdir(template: str, j: Job, override_dirname: str, composer: SweepComposer) -> str:
+    """hydra.sweep.subdir for this job; the usual templates without composing the job."""
+    text = template.replace("${hydra.job.num}", str(j.num)).replace("${hydra.job.id}", str(j.num)) \
+        .replace("${hydra.job.override_dirname}", override_dirname)
+    if "${" not in text:
+        return text
+    cfg = composer.compose(j.overrides, j.num)
+    return str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
+
+
+def _job_log(config: DictConfig, job_dir: Path, line: str) -> None:
+    """The job's log file, as run_job's job logging writes it: ``<job dir>/<job name>.log``
+    with the file handler's format (the default job logging), else nothing."""
+    handler = OmegaConf.select(config, "hydra.job_logging.handlers.file", default=None)
+    if handler is None or "${hydra.runtime.output_dir}" not in str(
+            OmegaConf.to_container(handler).get("filename", "")):
+        return
+    spec = OmegaConf.to_container(handler)
+    fmt = OmegaConf.select(config, f"hydra.job_logging.formatters.{spec.get('formatter')}.format",
+                           default=None)
+    filename = str(spec["filename"]).replace("${hydra.runtime.output_dir}", str(job_dir)) \
+        .replace("${hydra.job.name}", str(config.hydra.job.name))
+    if "${" in filename:
+        return
+    record = logging.LogRecord("sweeps.app", logging.INFO, __file__, 0, line, None, None)
+    with open(filename, "a") as f:
+        f.write(logging.Formatter(fmt).format(record) + "\n")
+
+
+def _job_return(j: Job, value: Any, job_dir: Optional[Path]) -> JobReturn:
+    ret = JobReturn(overrides=list(j.overrides), cfg=OmegaConf.create(j.container), hydra_cfg=None,
+                    working_dir=os.getcwd(), task_name=JobRuntime.instance().get("name"),
+                    status=JobStatus.COMPLETED)
+    ret.return_value = value
+    return ret
+
+
+def _skip(j: Job, sweep_dir: Path) -> JobReturn:
+    """A job that finished in an earlier launch, as sweeps.app.run_job skips it."""
+    from sweeps.progress import mark_job
+
+    mark_job(str(sweep_dir), j.num, "SKIPPED")
+    log.info("#%d skipped: finished earlier as run %s", j.num, (j.done or {}).get("run_id"))
+    return _job_return(j, (j.done or {}).get("val_loss"), None)
+
+
+# --- one job at a time ----------------------------------------------------------------------------
 
 
 def _recorder(job: Job) -> Callable[[DictConfig], float]:
@@ -237,5 +558,7 @@ def _recorder(job: Job) -> Callable[[DictConfig], float]:
 def _run(ctx: HydraContext, job: Job, task: TaskFunction) -> JobReturn:
     """Hydra's run_job (job dir, .hydra/ files, job logging, callbacks); an exception in the
     task becomes a FAILED JobReturn holding it, and the other jobs go on."""
+    assert job.config is not None
     return run_job(hydra_context=ctx, task_function=task, config=job.config,
                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+

@@ -121,3 +121,46 @@ def test_a_failing_run_is_stored_failed_with_its_traceback(tmp_path):
     text = Path(c.download_artifacts(rl.run_id, "error/traceback.txt")).read_text()
     assert "the loss function broke" in text and "Traceback" in text
     assert [m.value for m in c.get_metric_history(rl.run_id, "train_loss")] == [1.0, 0.5]
+
+
+def _store_state(path) -> dict:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return {
+            "tables": sorted(r[0] for r in db.execute("select name from sqlite_master where type = 'table'")),
+            # columns and indexes (MLflow's own CREATE texts vary from one new store to the next)
+            "columns": sorted((t, c[1], c[2]) for (t,) in db.execute("select name from sqlite_master "
+                              "where type = 'table'").fetchall() for c in db.execute(f"pragma table_info('{t}')")),
+            "indexes": sorted(r[0] for r in db.execute("select name from sqlite_master where type = 'index'")),
+            "alembic": db.execute("select * from alembic_version").fetchall(),
+            "experiments": db.execute("select experiment_id, name, artifact_location, lifecycle_stage, "
+                                      "workspace from experiments").fetchall(),
+            "times": db.execute("select creation_time, last_update_time from experiments").fetchall(),
+        }
+    finally:
+        db.close()
+
+
+def test_a_new_store_seeded_from_the_template_is_what_mlflow_makes(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    made = tmp_path / "made.db"
+    monkeypatch.setenv("SWEEPS_NO_STORE_TEMPLATE", "1")
+    assert not tracking.seed_sqlite(f"sqlite:///{made}")
+    MlflowClient(f"sqlite:///{made}").search_experiments()  # MLflow makes this one
+    monkeypatch.delenv("SWEEPS_NO_STORE_TEMPLATE")
+    seeded = tmp_path / "seeded.db"
+    assert tracking.seed_sqlite(f"sqlite:///{seeded}")
+    assert list((tmp_path / "cache" / "sweeps").glob("mlflow-*-empty.db"))
+    a, b = _store_state(made), _store_state(seeded)
+    assert a["tables"] == b["tables"] and a["columns"] == b["columns"] and a["indexes"] == b["indexes"] and a["alembic"] == b["alembic"]
+    assert a["experiments"] == b["experiments"] == [(0, "Default", str(tmp_path / "mlruns" / "0"), "active", "default")]
+    assert b["times"][0][0] >= a["times"][0][0]  # stamped when seeded, not when the template was made
+    # it is a working store, and an existing store is never replaced
+    c = MlflowClient(f"sqlite:///{seeded}")
+    exp = c.create_experiment("x")
+    c.create_run(exp)
+    assert not tracking.seed_sqlite(f"sqlite:///{seeded}")
+    assert len(c.search_runs([exp])) == 1

@@ -322,3 +322,20 @@ def test_cli_sweep_stores_what_the_basic_launcher_stores(store, tmp_path):
             for k, v in hist.items():
                 np.testing.assert_allclose(v, ref_hist[k], rtol=1e-4, atol=1e-7,
                                            err_msg=f"{name} {k}")
+
+    # what run_job leaves in a job dir: the same .hydra/ files (as configs) and the job's log line
+    dirs = {launcher: next((tmp_path / launcher / "sweeps" / "adhoc").glob("*/3")) for launcher in procs}
+    files = {launcher: {f: OmegaConf.to_container(OmegaConf.load(d / ".hydra" / f))
+                        for f in ("config.yaml", "hydra.yaml", "overrides.yaml")} for launcher, d in dirs.items()}
+    for f in files.values():
+        f["config.yaml"] = {k: v for k, v in f["config.yaml"].items() if k not in ("paths", "tracking")}
+        f["overrides.yaml"] = [o for o in f["overrides.yaml"] if not o.startswith(WHERE)]
+        h = f["hydra.yaml"]["hydra"]
+        assert h["runtime"]["output_dir"].endswith("/3") and h["job"]["num"] == 3 and h["job"]["id"] == "3"
+        for key in ("launcher", "overrides", "runtime"):
+            h.pop(key)
+        h["job"].pop("override_dirname")  # holds the paths, which differ
+    assert files["vectorized"] == files["basic"]
+    for d in dirs.values():
+        log = (d / "cli.log").read_text()
+        assert "[sweeps.app][INFO] - sgd lr=1 noise=0 zero_grad=off epochs=50 -> " in log, log

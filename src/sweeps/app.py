@@ -88,10 +88,12 @@ def outcome_tags(diagnosis: Any, history: History) -> dict[str, Any]:
     }
 
 
-def config_texts(container: Mapping[str, Any], hydra_files: Mapping[str, str]) -> dict[str, str]:
-    """The run's config artifacts: the resolved config and Hydra's .hydra/ files (credentials
-    are scrubbed when they are queued)."""
-    return {"config.yaml": dump_yaml(container), **{f"hydra/{k}": v for k, v in sorted(hydra_files.items())}}
+def config_texts(container: Mapping[str, Any], hydra_files: Mapping[str, str],
+                 resolved_yaml: Optional[str] = None) -> dict[str, str]:
+    """The run's config artifacts: the resolved config (``resolved_yaml`` when already
+    dumped) and Hydra's .hydra/ files (credentials are scrubbed when they are queued)."""
+    return {"config.yaml": resolved_yaml if resolved_yaml is not None else dump_yaml(container),
+            **{f"hydra/{k}": v for k, v in sorted(hydra_files.items())}}
 
 
 def hydra_files(job_dir: Optional[Path]) -> dict[str, str]:

@@ -6,6 +6,7 @@ path does not apply."""
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import time
@@ -52,6 +53,28 @@ class Base:
     hydra: dict[str, Any]  # {"hydra": ...} unresolved, as run_job saves .hydra/hydra.yaml
     patchable: bool  # no interpolation in the task part: a job's config = base + its values
     values: dict[str, Any] = field(default_factory=dict)  # override line -> converted value
+    _hydra_yaml: str = ""
+
+    def hydra_yaml(self, num: int, overrides: list[str], override_dirname: str, output_dir: str) -> str:
+        """.hydra/hydra.yaml of one job: the base's hydra node, dumped once with placeholders
+        where jobs differ (job num, id (a string in Hydra's schema), override_dirname,
+        overrides.task, runtime.output_dir),
+        which are then filled in (JSON scalars and lists are YAML)."""
+        if not self._hydra_yaml:
+            from sweeps.config import dump_yaml
+
+            template = copy.deepcopy(self.hydra)
+            h = template["hydra"]
+            h["job"]["num"], h["job"]["id"] = "__SWEEPS_JOB_NUM__", "__SWEEPS_JOB_ID__"
+            h["job"]["override_dirname"] = "__SWEEPS_OVERRIDE_DIRNAME__"
+            h["overrides"]["task"] = "__SWEEPS_TASK__"
+            h["runtime"]["output_dir"] = "__SWEEPS_OUTPUT_DIR__"
+            self._hydra_yaml = dump_yaml(template)
+        return self._hydra_yaml.replace("__SWEEPS_JOB_NUM__", str(num)) \
+            .replace("__SWEEPS_JOB_ID__", json.dumps(str(num))) \
+            .replace("__SWEEPS_OVERRIDE_DIRNAME__", json.dumps(override_dirname)) \
+            .replace("__SWEEPS_TASK__", json.dumps(list(overrides))) \
+            .replace("__SWEEPS_OUTPUT_DIR__", json.dumps(output_dir))
 
     def value(self, o: Override) -> Any:
         """The value ``o`` gives its key, converted as Hydra converts it (``optimizer.lr=1``
@@ -78,6 +101,7 @@ class SweepComposer:
         self.parser = OverridesParser.create()
         self.bases: dict[tuple[str, ...], DictConfig] = {}
         self.prepared: dict[tuple[str, ...], Base] = {}
+        self.groups: dict[str, bool] = {}  # key -> is a config group
         self.full = 0  # compositions made (for the log line)
 
     def compose(self, overrides: Sequence[str], job_num: int) -> DictConfig:
@@ -148,7 +172,9 @@ class SweepComposer:
 
     def _is_group(self, o: Override) -> bool:
         key = o.key_or_group
-        return key in self.choices or bool(self.repo is not None and self.repo.group_exists(key))
+        if key not in self.groups:
+            self.groups[key] = key in self.choices or bool(self.repo is not None and self.repo.group_exists(key))
+        return self.groups[key]
 
     def _split(self, parsed: list[Override]) -> Optional[tuple[tuple[str, ...], list[Override]]]:
         """(group overrides, value overrides) or None when the job must be composed in full."""
@@ -436,19 +462,16 @@ def _prepare_record(composer: SweepComposer, config: DictConfig, j: Job, sweep_d
     from sweeps.config import dump_yaml
 
     assert j.base is not None
-    hydra_container = copy.deepcopy(j.base.hydra)
-    h = hydra_container["hydra"]
     override_dirname = composer.override_dirname(j.parsed)
-    job_dir = sweep_dir / _subdir(str(h["sweep"]["subdir"]), j, override_dirname, composer)
-    h["job"]["id"] = h["job"]["num"] = j.num
-    h["job"]["override_dirname"] = override_dirname
-    h["overrides"]["task"] = list(j.overrides)
-    h["runtime"]["output_dir"] = os.path.abspath(job_dir)
-    files = {"config.yaml": dump_yaml(j.container), "hydra.yaml": dump_yaml(hydra_container),
+    subdir = str(j.base.hydra["hydra"]["sweep"]["subdir"])
+    job_dir = sweep_dir / _subdir(subdir, j, override_dirname, composer)
+    config_yaml = dump_yaml(j.container)  # no interpolations (a patchable base): also resolved
+    files = {"config.yaml": config_yaml,
+             "hydra.yaml": j.base.hydra_yaml(j.num, j.overrides, override_dirname, os.path.abspath(job_dir)),
              "overrides.yaml": dump_yaml(list(j.overrides))}
-    subdir = config.hydra.output_subdir
-    if subdir is not None:
-        folder = job_dir / str(subdir)
+    output_subdir = config.hydra.output_subdir
+    if output_subdir is not None:
+        folder = job_dir / str(output_subdir)
         folder.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
             (folder / name).write_text(text)
@@ -465,10 +488,10 @@ def _prepare_record(composer: SweepComposer, config: DictConfig, j: Job, sweep_d
     uri, experiment, artifacts = app.store_location(c)
     exp_id = j.parent["experiment_id"] if j.parent else _experiment(uri, experiment, str(artifacts))
     extra = {"sweeps.job_num": j.num} if j.parent else None
-    tags, params = app.describe(c, j.overrides, h["runtime"]["choices"], j.parent, extra)
+    tags, params = app.describe(c, j.overrides, j.base.hydra["hydra"]["runtime"]["choices"], j.parent, extra)
     rl = tracking.RunLog.open(uri, exp_id, name, tags)
     rl.add(params=params, tags=app.outcome_tags(diagnosis, j.history),
-           texts=app.config_texts(c, files))
+           texts=app.config_texts(c, files, resolved_yaml=config_yaml))
     rl.queue_epochs(0, j.history.metrics)
     outcome.run_id = rl.run_id
     return j, outcome, rl, job_dir
@@ -517,10 +540,28 @@ def _job_log(config: DictConfig, job_dir: Path, line: str) -> None:
         f.write(logging.Formatter(fmt).format(record) + "\n")
 
 
+class _BulkReturn(JobReturn):
+    """A JobReturn whose ``cfg`` (a DictConfig of the job's task config) is built when first
+    read: creating 7,200 of them nobody reads would cost seconds."""
+
+    _container: Optional[dict[str, Any]] = None
+    _cfg: Any = None
+
+    @property  # type: ignore[override]
+    def cfg(self) -> Any:
+        if self._cfg is None and self._container is not None:
+            self._cfg = OmegaConf.create(self._container)
+        return self._cfg
+
+    @cfg.setter
+    def cfg(self, value: Any) -> None:
+        self._cfg = value
+
+
 def _job_return(j: Job, value: Any, job_dir: Optional[Path]) -> JobReturn:
-    ret = JobReturn(overrides=list(j.overrides), cfg=OmegaConf.create(j.container), hydra_cfg=None,
-                    working_dir=os.getcwd(), task_name=JobRuntime.instance().get("name"),
-                    status=JobStatus.COMPLETED)
+    ret = _BulkReturn(overrides=list(j.overrides), hydra_cfg=None, working_dir=os.getcwd(),
+                      task_name=JobRuntime.instance().get("name"), status=JobStatus.COMPLETED)
+    ret._container = j.container
     ret.return_value = value
     return ret
 

@@ -88,22 +88,23 @@ def test_single_run_and_store_location(cli):
 
 INJECT = """
 import sweeps.app as app
-real = app.train
-def failing(cfg, **kw):
-    if cfg.optimizer.lr == 0.5:
+real = app.label  # the labeller: both launchers call it for every run they record
+def failing(cfg, history):
+    if cfg["optimizer"]["lr"] == 0.5:
         raise RuntimeError("injected failure at lr=0.5\\nsecond line")
-    return real(cfg, **kw)
-app.train = failing
+    return real(cfg, history)
+app.label = failing
 from sweeps.cli import main
 main()
 """
 
 
-def test_failed_job_is_recorded_and_sweep_goes_on(tmp_path):
+@pytest.mark.parametrize("launcher", ["vectorized", "basic"])
+def test_failed_job_is_recorded_and_sweep_goes_on(tmp_path, launcher):
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-c", INJECT, "-m", "optimizer.lr=0.03,0.5,0.1", "train.epochs=5",
-         f"paths.output_dir={out}"],
+         f"hydra/launcher={launcher}", f"paths.output_dir={out}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 1, proc.stderr

@@ -164,3 +164,31 @@ def test_a_new_store_seeded_from_the_template_is_what_mlflow_makes(tmp_path, mon
     c.create_run(exp)
     assert not tracking.seed_sqlite(f"sqlite:///{seeded}")
     assert len(c.search_runs([exp])) == 1
+
+
+def test_children_read_in_one_query_equal_mlflows_search(tmp_path, monkeypatch):
+    uri = tracking.default_uri(str(tmp_path))
+    exp = tracking.experiment_id(uri, "kids", str(tmp_path / "art"))
+    parent = tracking.start_parent(uri, exp, "p", {})
+    other = tracking.start_parent(uri, exp, "other", {})
+    cases = [("FINISHED", {"symptom": "healthy"}, [0.5, 0.25]),
+             ("FINISHED", {"symptom": "diverged"}, [1.0, float("nan")]),
+             ("FAILED", {"sweeps.error": "RuntimeError: x"}, []),
+             ("KILLED", {}, [2.0])]
+    for i, (status, tags, val) in enumerate(cases):
+        rl = tracking.RunLog.open(uri, exp, f"run {i}", {tracking.TAG_PARENT: parent, **tags})
+        rl.queue_epochs(0, {"val_loss": val} if val else {})
+        rl.finish(status)
+    stray = tracking.RunLog.open(uri, exp, "not a child", {tracking.TAG_PARENT: other})
+    stray.finish("FINISHED")
+    fast = sorted(tracking.children(uri, exp, parent), key=lambda r: r.name)
+    monkeypatch.setenv("SWEEPS_PLAIN_LOGGING", "1")  # MLflow's search_runs
+    slow = sorted(tracking.children(uri, exp, parent), key=lambda r: r.name)
+    assert [r.name for r in fast] == ["run 0", "run 1", "run 2", "run 3"]
+    assert [(r.status, r.symptom, r.error) for r in fast] == [
+        ("FINISHED", "healthy", ""), ("FINISHED", "diverged", ""), ("FAILED", "", "RuntimeError: x"), ("KILLED", "", "")]
+    assert fast[0].val_loss == 0.25 and math.isnan(fast[1].val_loss) and math.isnan(fast[2].val_loss)
+    assert fast[3].val_loss == 2.0
+    for a, b in zip(fast, slow):
+        assert (a.run_id, a.name, a.status, a.symptom, a.error) == (b.run_id, b.name, b.status, b.symptom, b.error)
+        assert a.val_loss == b.val_loss or (math.isnan(a.val_loss) and math.isnan(b.val_loss))

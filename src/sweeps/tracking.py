@@ -631,7 +631,11 @@ class ChildRow:
 
 
 def children(uri: str, exp_id: str, parent_id: str) -> list[ChildRow]:
-    """All child runs of a parent (one search call per page of 1000)."""
+    """All child runs of a parent: one query on a database store (MLflow's search loads every
+    param and tag of every run: ~15 s for 7,200 runs), else one search call per page of 1000."""
+    store = _sql(uri)
+    if store is not None:
+        return _children_sql(store, exp_id, parent_id)
     c = client(uri)
     rows: list[ChildRow] = []
     token = None
@@ -649,6 +653,28 @@ def children(uri: str, exp_id: str, parent_id: str) -> list[ChildRow]:
         token = page.token
         if not token:
             return rows
+
+
+def _children_sql(store: Any, exp_id: str, parent_id: str) -> list[ChildRow]:
+    from mlflow.entities import LifecycleStage
+    from sqlalchemy import text
+
+    query = text("""
+        select r.run_uuid, r.name, r.status,
+               (select t.value from tags t where t.run_uuid = r.run_uuid and t.key = 'symptom'),
+               (select t.value from tags t where t.run_uuid = r.run_uuid and t.key = :error),
+               m.value, m.is_nan
+        from runs r
+        join tags p on p.run_uuid = r.run_uuid and p.key = :parent_key and p.value = :parent
+        left join latest_metrics m on m.run_uuid = r.run_uuid and m.key = 'val_loss'
+        where r.experiment_id = :exp and r.lifecycle_stage = :active
+    """)
+    with store.ManagedSessionMaker() as session:
+        rows = session.execute(query, {"error": TAG_ERROR, "parent_key": TAG_PARENT, "parent": parent_id,
+                                       "exp": int(exp_id), "active": LifecycleStage.ACTIVE}).all()
+    return [ChildRow(run_id, name or "", status, symptom or "", error or "",
+                     math.nan if value is None or is_nan else float(value))
+            for run_id, name, status, symptom, error, value, is_nan in rows]
 
 
 # --- reading back ------------------------------------------------------------------------------

@@ -102,11 +102,19 @@ class SweepComposer:
         self.bases: dict[tuple[str, ...], DictConfig] = {}
         self.prepared: dict[tuple[str, ...], Base] = {}
         self.groups: dict[str, bool] = {}  # key -> is a config group
+        self.parsed: dict[str, Override] = {}  # override line -> parsed (jobs share lines)
         self.full = 0  # compositions made (for the log line)
+
+    def parse(self, overrides: Sequence[str]) -> list[Override]:
+        """Hydra's parse of each override line, once per distinct line."""
+        missing = [o for o in overrides if o not in self.parsed]
+        if missing:
+            self.parsed.update(zip(missing, self.parser.parse_overrides(missing)))
+        return [self.parsed[o] for o in overrides]
 
     def compose(self, overrides: Sequence[str], job_num: int) -> DictConfig:
         """The job's full config, equal to what Hydra's ``load_sweep_config`` returns."""
-        parsed = self.parser.parse_overrides(list(overrides))
+        parsed = self.parse(overrides)
         split = self._split(parsed)
         if split is None:
             cfg = self._load(list(overrides))
@@ -121,7 +129,7 @@ class SweepComposer:
     def check(self, overrides: Sequence[str]) -> None:
         """Raise what Hydra's ``load_sweep_config`` would raise for this job, cheaply: the
         group choices are composed once, each distinct value override converted once."""
-        parsed = self.parser.parse_overrides(list(overrides))
+        parsed = self.parse(overrides)
         split = self._split(parsed)
         if split is None:
             self._load(list(overrides))
@@ -134,7 +142,7 @@ class SweepComposer:
     def prepare(self, overrides: Sequence[str], job_num: int) -> Job:
         """A Job: the resolved task config as plain data, without a DictConfig per job where
         its overrides are group choices plus scalar values."""
-        parsed = self.parser.parse_overrides(list(overrides))
+        parsed = self.parse(overrides)
         split = self._split(parsed)
         if split is not None:
             groups, values = split

@@ -430,7 +430,8 @@ def _artifact_location(uri: str, exp_id: str) -> str:
 def _local_artifacts(uri: str, exp_id: str, run_id: str) -> Optional[Path]:
     """The run's artifact folder when the experiment keeps artifacts on this file system."""
     location = _artifact_location(uri, exp_id) if exp_id else ""
-    if not location.startswith("file:") and not (location and "://" not in location and ":" not in location[:3]):
+    scheme = urlsplit(location).scheme
+    if not location or scheme not in ("", "file"):  # mlflow-artifacts:/, s3://, ... go through MLflow
         return None
     from mlflow.utils.file_utils import local_file_uri_to_path
 

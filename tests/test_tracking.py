@@ -192,3 +192,54 @@ def test_children_read_in_one_query_equal_mlflows_search(tmp_path, monkeypatch):
     for a, b in zip(fast, slow):
         assert (a.run_id, a.name, a.status, a.symptom, a.error) == (b.run_id, b.name, b.status, b.symptom, b.error)
         assert a.val_loss == b.val_loss or (math.isnan(a.val_loss) and math.isnan(b.val_loss))
+
+
+def test_runs_read_in_bulk_equal_mlflows_search(tmp_path, monkeypatch):
+    uri = tracking.default_uri(str(tmp_path))
+    exp = tracking.experiment_id(uri, "bulk", str(tmp_path / "art"))
+    for i, (status, val) in enumerate([("FINISHED", [1.0, 0.5]), ("FINISHED", [2.0, float("nan")]),
+                                       ("FAILED", [3.0]), ("KILLED", [])]):
+        rl = tracking.RunLog.open(uri, exp, f"run {i}", {"symptom": "healthy", "i": i})
+        rl.add(params={"optimizer.lr": 0.1 * (i + 1), "model": "linear"})
+        rl.queue_epochs(0, {"val_loss": val, "w": [0.1] * len(val)} if val else {})
+        rl.finish(status)
+    gone = tracking.RunLog.open(uri, exp, "deleted", {})
+    gone.finish("FINISHED")
+    tracking.delete_run(uri, gone.run_id)
+
+    def view(runs):
+        out = {}
+        for r in runs:
+            i = r.info
+            metrics = {k: "nan" if math.isnan(v) else v for k, v in r.data.metrics.items()}
+            out[i.run_id] = (i.run_name, str(i.experiment_id), i.status, i.start_time, i.end_time,
+                             i.lifecycle_stage, i.artifact_uri, i.user_id, r.data.tags, r.data.params, metrics)
+        return out
+
+    fast = {s: view(tracking.search_all(uri, exp, status=s)) for s in (None, "FINISHED")}
+    monkeypatch.setenv("SWEEPS_PLAIN_LOGGING", "1")  # MLflow's search_runs
+    slow = {s: view(tracking.search_all(uri, exp, status=s)) for s in (None, "FINISHED")}
+    assert fast == slow
+    assert len(fast[None]) == 4 and len(fast["FINISHED"]) == 2
+    assert {v[0] for v in fast["FINISHED"].values()} == {"run 0", "run 1"}
+    assert sorted(str(v[10].get("val_loss")) for v in fast[None].values()) == ["0.5", "3.0", "None", "nan"]
+
+
+def test_histories_read_in_bulk_equal_mlflows_reads(tmp_path, monkeypatch):
+    uri = tracking.default_uri(str(tmp_path))
+    exp = tracking.experiment_id(uri, "hist", str(tmp_path / "art"))
+    ids = []
+    for i in range(3):
+        rl = tracking.RunLog.open(uri, exp, f"r{i}", {})
+        rl.log_epochs(0, {"loss": [1.0 + i, 2.0, float("nan")], "other": [9.0]})
+        rl.log_epochs(1, {"loss": [5.0 * i]})  # step 1 logged again, later: the last value wins
+        rl.finish("FINISHED")
+        ids.append(rl.run_id)
+    fast = tracking.histories(uri, ids, ["loss"])
+    monkeypatch.setenv("SWEEPS_PLAIN_LOGGING", "1")
+    slow = tracking.histories(uri, ids, ["loss"])
+    assert fast.keys() == slow.keys() == {(r, "loss") for r in ids}
+    for k in fast:
+        assert [s for s, _ in fast[k]] == [s for s, _ in slow[k]] == [0, 1, 2]
+        assert [str(v) for _, v in fast[k]] == [str(v) for _, v in slow[k]]
+    assert [v for _, v in fast[(ids[2], "loss")]][:2] == [3.0, 10.0]

@@ -596,7 +596,7 @@ def repair_stale(uri: str, exp_id: str) -> int:
     ``kill -9``, a power cut). Runs of other hosts, and of live processes, are left alone."""
     host = socket.gethostname()
     stale = [
-        r for r in search_all(uri, exp_id, "attributes.status = 'RUNNING'")
+        r for r in search_all(uri, exp_id, status="RUNNING")
         if r.data.tags.get(TAG_HOST) == host and not _alive(int(r.data.tags.get(TAG_PID, "0") or 0))
     ]
     for r in stale:
@@ -607,7 +607,7 @@ def repair_stale(uri: str, exp_id: str) -> int:
 def finished_configs(uri: str, exp_id: str) -> dict[str, dict[str, Any]]:
     """config hash -> {run_id, val_loss} of every FINISHED training run of the experiment."""
     done: dict[str, dict[str, Any]] = {}
-    for r in search_all(uri, exp_id, "attributes.status = 'FINISHED'"):
+    for r in search_all(uri, exp_id, status="FINISHED"):
         tags = r.data.tags
         if tags.get(TAG_ROLE) in ("child", "single") and TAG_HASH in tags and "sweeps.fixes" not in tags:
             val = r.data.metrics.get("val_loss", math.nan)
@@ -701,8 +701,15 @@ def find_experiment(uri: str, name: Optional[str]) -> Optional[tuple[str, str]]:
     return None
 
 
-def search_all(uri: str, exp_id: str, filter_string: str = "") -> list[Any]:
-    """Every active run of an experiment, following MLflow's pages of 1000."""
+def search_all(uri: str, exp_id: str, filter_string: str = "", status: Optional[str] = None) -> list[Any]:
+    """Every active run of an experiment (with ``status``, only those): MLflow's Run objects
+    through its search, following pages of 1000; without a filter string on a database store,
+    the same contents read in bulk (MLflow's search costs ~2 ms per run)."""
+    store = _sql(uri) if not filter_string else None
+    if store is not None:
+        return _runs_sql(store, exp_id, status)
+    if status:
+        filter_string = " and ".join(f for f in (filter_string, f"attributes.status = '{status}'") if f)
     c = client(uri)
     out: list[Any] = []
     token = None
@@ -712,6 +719,63 @@ def search_all(uri: str, exp_id: str, filter_string: str = "") -> list[Any]:
         token = page.token
         if not token:
             return out
+
+
+@dataclass
+class _RunInfo:
+    run_id: str
+    run_name: str
+    experiment_id: str
+    status: str
+    start_time: Optional[int]
+    end_time: Optional[int]
+    lifecycle_stage: str
+    artifact_uri: str
+    user_id: str
+
+
+@dataclass
+class _RunData:
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float]  # the latest value of each key, as MLflow's Run.data.metrics
+
+
+@dataclass
+class _Run:
+    info: _RunInfo
+    data: _RunData
+
+
+def _runs_sql(store: Any, exp_id: str, status: Optional[str]) -> list[_Run]:
+    """The runs of an experiment as Run-shaped objects (info, data.tags/params/metrics), from
+    MLflow's tables: a query for the runs and one per table and chunk of 500 runs."""
+    from mlflow.entities import LifecycleStage
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+    from sqlalchemy import select
+
+    r = SqlRun.__table__
+    query = select(r.c.run_uuid, r.c.name, r.c.experiment_id, r.c.status, r.c.start_time, r.c.end_time,
+                   r.c.lifecycle_stage, r.c.artifact_uri, r.c.user_id).where(
+        r.c.experiment_id == int(exp_id), r.c.lifecycle_stage == LifecycleStage.ACTIVE)
+    if status:
+        query = query.where(r.c.status == status)
+    runs: dict[str, _Run] = {}
+    with store.ManagedSessionMaker() as session:
+        for run_id, name, exp, st, start, end, stage, art, user in session.execute(query.order_by(
+                r.c.start_time.desc(), r.c.run_uuid)).all():
+            runs[run_id] = _Run(_RunInfo(run_id, name or "", str(exp), st, start, end, stage, art or "", user or ""),
+                                _RunData({}, {}, {}))
+        for chunk in _chunks(list(runs), 500):
+            for table, attr in ((SqlTag.__table__, "tags"), (SqlParam.__table__, "params")):
+                for run_id, key, value in session.execute(select(table.c.run_uuid, table.c.key, table.c.value)
+                                                          .where(table.c.run_uuid.in_(chunk))).all():
+                    getattr(runs[run_id].data, attr)[key] = value
+            m = SqlLatestMetric.__table__
+            for run_id, key, value, is_nan in session.execute(select(m.c.run_uuid, m.c.key, m.c.value, m.c.is_nan)
+                                                              .where(m.c.run_uuid.in_(chunk))).all():
+                runs[run_id].data.metrics[key] = math.nan if is_nan else value
+    return list(runs.values())
 
 
 def _sql(uri: str) -> Any:
@@ -725,31 +789,36 @@ def histories(uri: str, run_ids: list[str], keys: Iterable[str]) -> dict[tuple[s
     step. On a database store: one plain query per chunk of runs over MLflow's metrics table
     (the client reads one run and key per call, ~3 ms each); elsewhere the client's reads."""
     keys = list(keys)
-    out: dict[tuple[str, str], dict[int, tuple[int, float]]] = {}
     store = _sql(uri)
     if store is not None:
         from mlflow.store.tracking.dbmodels.models import SqlMetric
         from sqlalchemy import select
 
         t = SqlMetric.__table__
+        found: dict[tuple[str, str], dict[int, float]] = {}
         with store.ManagedSessionMaker() as session:
             for chunk in _chunks(list(run_ids), 500):
+                # in step order, and per step in logging order: the last value logged wins
                 rows = session.execute(
-                    select(t.c.run_uuid, t.c.key, t.c.step, t.c.timestamp, t.c.value, t.c.is_nan)
+                    select(t.c.run_uuid, t.c.key, t.c.step, t.c.value, t.c.is_nan)
                     .where(t.c.run_uuid.in_(chunk), t.c.key.in_(keys))
+                    .order_by(t.c.run_uuid, t.c.key, t.c.step, t.c.timestamp)
                 ).all()
-                for run_id, key, step, ts, value, is_nan in rows:
-                    slot = out.setdefault((run_id, key), {})
-                    if step not in slot or ts >= slot[step][0]:
-                        slot[step] = (ts, math.nan if is_nan else value)
-    else:
-        c = client(uri)
-        for run_id in run_ids:
-            for key in keys:
-                for m in c.get_metric_history(run_id, key):
-                    slot = out.setdefault((run_id, key), {})
-                    if m.step not in slot or m.timestamp >= slot[m.step][0]:
-                        slot[m.step] = (m.timestamp, m.value)
+                last, slot = None, {}
+                for run_id, key, step, value, is_nan in rows:
+                    if (run_id, key) != last:
+                        last = (run_id, key)
+                        slot = found.setdefault(last, {})
+                    slot[step] = math.nan if is_nan else value
+        return {k: list(slot.items()) for k, slot in found.items()}
+    out: dict[tuple[str, str], dict[int, tuple[int, float]]] = {}
+    c = client(uri)
+    for run_id in run_ids:
+        for key in keys:
+            for m in c.get_metric_history(run_id, key):
+                slot = out.setdefault((run_id, key), {})
+                if m.step not in slot or m.timestamp >= slot[m.step][0]:
+                    slot[m.step] = (m.timestamp, m.value)
     return {k: [(step, v) for step, (_, v) in sorted(slot.items())] for k, slot in out.items()}
 
 

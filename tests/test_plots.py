@@ -261,3 +261,20 @@ def test_edge_cases_do_not_crash(frames, tmp_path):
     _png(plots.save(plots.fitted_line(x, y, w, b, loss), tmp_path / "div.png"))
     plots.fitted_line_gif(x, y, w, b, loss, tmp_path / "div.gif", frames=5)
     plots.save(plots.fitted_line([], [], [], [], []), tmp_path / "nothing.png")
+
+
+def test_loss_curves_draw_a_few_repeats_of_each_grid_point(frames):
+    runs, hist = frames
+    one = runs[(runs.optimizer == "sgd") & (runs.lr == 0.03) & (runs.noise == 0.1) & runs.zero_grad]
+    seeds = pd.concat([one] * 5, ignore_index=True)
+    seeds["run_id"] = [f"s{i}" for i in range(5)]
+    seeds["symptom"] = ["stalled", "healthy", "stalled", "diverged", "healthy"]
+    h = hist[hist.run_id == one.run_id.iloc[0]]
+    seed_hist = pd.concat([h.assign(run_id=f"s{i}") for i in range(5)], ignore_index=True)
+    fig = plots.loss_curves(pd.concat([runs, seeds], ignore_index=True),
+                            pd.concat([hist, seed_hist], ignore_index=True))["linear"]
+    drawn = {ln.get_gid() for ax in _data_axes(fig) for ln in ax.get_lines() if ln.get_gid()}
+    # the original run of that grid point and the first two seeds; every other grid point's run
+    assert {"s0", "s1"} <= drawn and not drawn & {"s2", "s3", "s4"}
+    assert len(drawn) == len(runs) + 2
+    assert "(3 more runs of the same grid points not drawn)" in fig._suptitle.get_text()

@@ -91,23 +91,20 @@ def runs_frame(runs: list[Any]) -> pd.DataFrame:
 def histories_frame(uri: str, run_ids: list[str], train_key: str, val_key: str) -> pd.DataFrame:
     """Long frame (run_id, epoch, train_loss, val_loss, grad_norm) read in bulk from the store."""
     hist = tracking.histories(uri, run_ids, [train_key, val_key, "grad_norm"])
-    parts = []
-    for run_id in run_ids:
+    cols: dict[str, list] = {"run_id": [], "epoch": [], "train_loss": [], "val_loss": [], "grad_norm": []}
+    for run_id in run_ids:  # columns built as lists, one frame at the end
         t = dict(hist.get((run_id, train_key), []))
         if not t:
             continue
         v = dict(hist.get((run_id, val_key), []))
         g = dict(hist.get((run_id, "grad_norm"), []))
         epochs = sorted(t)
-        parts.append(pd.DataFrame({
-            "run_id": run_id, "epoch": epochs,
-            "train_loss": [t[e] for e in epochs],
-            "val_loss": [v.get(e, math.nan) for e in epochs],
-            "grad_norm": [g.get(e, math.nan) for e in epochs],
-        }))
-    if not parts:
-        return pd.DataFrame(columns=["run_id", "epoch", "train_loss", "val_loss", "grad_norm"])
-    return pd.concat(parts, ignore_index=True)
+        cols["run_id"] += [run_id] * len(epochs)
+        cols["epoch"] += epochs
+        cols["train_loss"] += [t[e] for e in epochs]
+        cols["val_loss"] += [v.get(e, math.nan) for e in epochs]
+        cols["grad_norm"] += [g.get(e, math.nan) for e in epochs]
+    return pd.DataFrame(cols)
 
 
 # --- labelling ---------------------------------------------------------------------------------

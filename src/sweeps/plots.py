@@ -243,7 +243,19 @@ def loss_curves(runs: pd.DataFrame, histories: pd.DataFrame,
     return out
 
 
-def _loss_figure(df: pd.DataFrame, hist: dict, metric: str, model: str) -> Figure:
+# Runs drawn per grid point (optimizer, zero_grad, lr, noise) in the loss curves: seeds beyond
+# these repeat a line already there and would only bury it (7,200 runs = 7,200 lines); every run
+# is in labels.csv and the symptom maps count them all.
+MAX_REPEATS = 3
+
+
+def _drawn(df: pd.DataFrame) -> pd.DataFrame:
+    return df.groupby(["optimizer", "zero_grad", "lr", "noise"], sort=False, dropna=False).head(MAX_REPEATS)
+
+
+def _loss_figure(all_runs: pd.DataFrame, hist: dict, metric: str, model: str) -> Figure:
+    df = _drawn(all_runs)
+    hidden = len(all_runs) - len(df)
     opts, zgs, noises = _levels(df, "optimizer"), _levels(df, "zero_grad"), _levels(df, "noise")
     style = {n: _NOISE_STYLES[i % len(_NOISE_STYLES)] for i, n in enumerate(noises)}
     series = {}
@@ -296,7 +308,8 @@ def _loss_figure(df: pd.DataFrame, hist: dict, metric: str, model: str) -> Figur
                 ax.set_ylabel("MSE (log)")
 
     what = {"train_loss": "train loss", "val_loss": "validation loss"}.get(metric, metric)
-    _suptitle(fig, f"{what} per epoch — model: {model}", narrow=len(zgs) == 1)
+    more = f" ({hidden} more runs of the same grid points not drawn)" if hidden else ""
+    _suptitle(fig, f"{what} per epoch — model: {model}{more}", narrow=len(zgs) == 1)
     legends = [dict(handles=_symptom_handles(list(df["symptom"])), title="symptom (colour)")]
     if len(noises) > 1:
         legends.append(dict(title="noise (line style)", handles=[

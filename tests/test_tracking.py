@@ -164,6 +164,9 @@ def test_a_new_store_seeded_from_the_template_is_what_mlflow_makes(tmp_path, mon
     c.create_run(exp)
     assert not tracking.seed_sqlite(f"sqlite:///{seeded}")
     assert len(c.search_runs([exp])) == 1
+    empty = tmp_path / "touched.db"  # a file someone made: left to MLflow, never replaced
+    empty.touch()
+    assert not tracking.seed_sqlite(f"sqlite:///{empty}") and empty.stat().st_size == 0
 
 
 def test_children_read_in_one_query_equal_mlflows_search(tmp_path, monkeypatch):

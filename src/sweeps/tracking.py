@@ -202,8 +202,8 @@ def seed_sqlite(uri: str) -> bool:
     pointing where MLflow would point it from here. Returns True when it seeded the store.
     SWEEPS_NO_STORE_TEMPLATE=1 turns it off."""
     path = local_store_path(uri)
-    if path is None or os.environ.get("SWEEPS_NO_STORE_TEMPLATE") or \
-            (path.exists() and path.stat().st_size > 0) or not path.parent.is_dir():
+    if path is None or os.environ.get("SWEEPS_NO_STORE_TEMPLATE") or path.exists() \
+            or not path.parent.is_dir():
         return False
     import shutil
     import sqlite3
@@ -230,11 +230,9 @@ def seed_sqlite(uri: str) -> bool:
         finally:
             db.close()
         try:
-            os.link(tmp, path)  # only if no store appeared meanwhile (another job seeding it)
+            os.link(tmp, path)  # only if no file appeared meanwhile (another job seeding it)
         except FileExistsError:
-            if path.stat().st_size > 0:
-                return False
-            os.replace(tmp, path)  # an empty file (a lock test, a touch) is not a store
+            return False  # whatever is there now, MLflow opens (or creates) it as usual
         finally:
             tmp.unlink(missing_ok=True)
         return True

@@ -249,7 +249,7 @@ def _make_empty_store(path: Path) -> None:
 
     code = ("import sys; from mlflow.tracking import MlflowClient; "
             "MlflowClient(tracking_uri='sqlite:///' + sys.argv[1]).search_experiments()")
-    subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True, timeout=300)
 
 
 def _default_location() -> str:

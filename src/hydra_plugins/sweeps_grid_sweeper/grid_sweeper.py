@@ -3,7 +3,8 @@
 sweeper composes every job's config (about 40 ms each) to catch composition errors before any
 job starts; this one composes once per distinct set of config-group choices and converts each
 distinct value override once, through the same Hydra code, so the same errors stop the sweep
-before it starts, at a fraction of the cost (0.3 s instead of ~6 s for 144 jobs here)."""
+before it starts: 6 compositions instead of 144 for the diagnostic preset (the issue measured
+~3.2 s for 72 jobs the basic way), and the launcher reuses them."""
 
 from __future__ import annotations
 

@@ -138,3 +138,19 @@ def test_joblib_parallel_stress(tmp_path):
     assert len(kids) == 24 and all(s == "FINISHED" for s, _, _ in kids)
     assert Counter(h for _, _, h in kids).most_common(1)[0][1] == 3
     assert [r[0] for r in rows if r[1] == "parent"] == ["FINISHED"] * 3
+
+
+def test_a_dropped_sigterm_interrupt_still_stops_the_next_job(make_cfg, tmp_path):
+    """Python drops an exception raised while a finalizer runs; the flag the SIGTERM handler
+    sets stops the next job anyway, before it writes anything."""
+    from sweeps import app
+
+    cfg = make_cfg(f"paths.output_dir={tmp_path}")
+    app.stop_requested.set()
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            app.execute(cfg, [])
+    finally:
+        app.stop_requested.clear()
+    assert not (tmp_path / "mlflow.db").exists()
+    assert app.execute(cfg, []).run_id  # runs again once cleared

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -24,6 +25,16 @@ from sweeps.progress import mark_job
 log = logging.getLogger(__name__)
 
 PARENT_FILE = ".sweeps/parent.json"  # under the sweep dir: how each job finds its parent run
+
+# Set by the CLI's SIGTERM handler. The handler also raises KeyboardInterrupt, but Python drops an
+# exception raised while a finalizer runs ("Exception ignored in ..."): the next job stops on this.
+stop_requested = threading.Event()
+
+
+def check_stop() -> None:
+    """Raise KeyboardInterrupt("SIGTERM") when the process was asked to stop."""
+    if stop_requested.is_set():
+        raise KeyboardInterrupt("SIGTERM")
 
 # The four sweep axes, in the order run names show them.
 AXES = ("optimizer.name", "optimizer.lr", "data.noise", "train.zero_grad")
@@ -174,6 +185,7 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
         ConfigError: a value is not allowed, the device is missing or the store is not writable
             (raised before anything is written).
     """
+    check_stop()
     validate(cfg)
     resolve_device(cfg.train.device)
     container = OmegaConf.to_container(cfg, resolve=True)

@@ -12,7 +12,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from sweeps import callbacks, tracking
+from sweeps import app, callbacks, tracking
 from sweeps.app import apply_fix, execute, run_job, store_location
 from sweeps.config import register_configs
 from sweeps.errors import one_line
@@ -61,6 +61,7 @@ _task.sweeps_batchable = True  # type: ignore[attr-defined]  # the vectorized la
 
 def _terminate(signum: int, frame: Any) -> None:
     # SIGTERM (a scheduler, `kill`) stops the sweep the way Ctrl-C does: current run KILLED.
+    app.stop_requested.set()  # in case the interrupt below lands in a finalizer and is dropped
     raise KeyboardInterrupt("SIGTERM")
 
 
@@ -74,6 +75,7 @@ def main() -> None:
     code, message = 0, ""
     try:
         _task()
+        app.check_stop()  # a SIGTERM whose interrupt was dropped still ends as one
     except KeyboardInterrupt as err:
         error = err
         code, message = (143, "terminated") if "SIGTERM" in str(err) else (130, "interrupted")

@@ -417,6 +417,7 @@ def record(composer: SweepComposer, config: DictConfig, jobs: list[Job], sweep_d
     out: dict[int, JobReturn] = {}
     ready = [j for j in jobs if j.history is not None and j.base is not None]
     for start in range(0, len(ready), CHUNK):
+        app.check_stop()  # a SIGTERM whose interrupt was dropped stops before the next chunk
         chunk = ready[start:start + CHUNK]
         written: list[tuple[Job, Any, Optional[tracking.RunLog], Path]] = []
         for j in chunk:

@@ -446,7 +446,7 @@ def record(composer: SweepComposer, config: DictConfig, jobs: list[Job], sweep_d
             _job_log(config, job_dir, line)
             if j.parent:
                 mark_job(j.parent["sweep_dir"], j.num, "FINISHED", outcome.diagnosis.symptom)
-            out[j.num] = _job_return(j, outcome.objective, job_dir)
+            out[j.num] = _job_return(j, outcome.objective)
             j.history = None  # free it
     return out
 
@@ -567,7 +567,7 @@ class _BulkReturn(JobReturn):
         self._cfg = value
 
 
-def _job_return(j: Job, value: Any, job_dir: Optional[Path]) -> JobReturn:
+def _job_return(j: Job, value: Any) -> JobReturn:
     ret = _BulkReturn(overrides=list(j.overrides), hydra_cfg=None, working_dir=os.getcwd(),
                       task_name=JobRuntime.instance().get("name"), status=JobStatus.COMPLETED)
     ret._container = j.container
@@ -581,7 +581,7 @@ def _skip(j: Job, sweep_dir: Path) -> JobReturn:
 
     mark_job(str(sweep_dir), j.num, "SKIPPED")
     log.info("#%d skipped: finished earlier as run %s", j.num, (j.done or {}).get("run_id"))
-    return _job_return(j, (j.done or {}).get("val_loss"), None)
+    return _job_return(j, (j.done or {}).get("val_loss"))
 
 
 # --- one job at a time ----------------------------------------------------------------------------

@@ -429,19 +429,22 @@ def record(composer: SweepComposer, config: DictConfig, jobs: list[Job], sweep_d
         for _, _, rl, _ in written:
             if rl is not None:
                 by_store.setdefault(rl.uri, []).append(rl)
-        try:
-            for uri, logs in by_store.items():
+        failed: set[str] = set()  # stores whose write failed: their jobs go through run_job
+        for uri, logs in by_store.items():
+            try:
                 tracking.finish_many(uri, logs, "FINISHED")
-        except (KeyboardInterrupt, tracking.StoreUnreachable):
-            raise
-        except Exception as err:  # noqa: BLE001
-            if tracking.unreachable(err):
-                raise tracking.store_unreachable(next(iter(by_store)), err) from err
-            log.warning("writing %d runs at once failed (%s: %s): recording them one by one",
-                        len(written), type(err).__name__, err)
-            _abandon([rl for logs in by_store.values() for rl in logs])
-            continue
+            except (KeyboardInterrupt, tracking.StoreUnreachable):
+                raise
+            except Exception as err:  # noqa: BLE001
+                if tracking.unreachable(err):
+                    raise tracking.store_unreachable(uri, err) from err
+                log.warning("writing %d runs at once failed (%s: %s): recording them one by one",
+                            len(logs), type(err).__name__, err)
+                _abandon(logs)
+                failed.add(uri)
         for j, outcome, rl, job_dir in written:
+            if rl is not None and rl.uri in failed:
+                continue
             line = app.verdict_line(outcome)
             _job_log(config, job_dir, line)
             if j.parent:

@@ -154,3 +154,26 @@ def test_a_dropped_sigterm_interrupt_still_stops_the_next_job(make_cfg, tmp_path
         app.stop_requested.clear()
     assert not (tmp_path / "mlflow.db").exists()
     assert app.execute(cfg, []).run_id  # runs again once cleared
+
+
+def test_an_error_caused_by_sigterm_ends_as_a_termination(tmp_path):
+    """sqlite3 reports a busy wait cut short by a signal as "database is locked": after a SIGTERM
+    that is a termination (exit 143), not a locked store (exit 2)."""
+    import sqlite3
+
+    from sweeps import app, tracking
+
+    store = tmp_path / "locked.db"
+    holder = sqlite3.connect(store)
+    holder.execute("create table t (x)")
+    holder.execute("begin exclusive")
+    try:
+        with pytest.raises(Exception, match="locked by another program"):
+            tracking.check_writable(f"sqlite:///{store}")
+        app.stop_requested.set()
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            tracking.check_writable(f"sqlite:///{store}")
+    finally:
+        app.stop_requested.clear()
+        holder.rollback()
+        holder.close()

@@ -9,7 +9,6 @@ import logging
 import math
 import os
 import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -19,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeps import tracking
 from sweeps.config import config_hash, dump_yaml, flatten, training_config, validate
 from sweeps.diagnose import diagnose
+from sweeps.errors import stop_requested
 from sweeps.loop import History, resolve_device, train
 from sweeps.progress import mark_job
 
@@ -26,13 +26,9 @@ log = logging.getLogger(__name__)
 
 PARENT_FILE = ".sweeps/parent.json"  # under the sweep dir: how each job finds its parent run
 
-# Set by the CLI's SIGTERM handler. The handler also raises KeyboardInterrupt, but Python drops an
-# exception raised while a finalizer runs ("Exception ignored in ..."): the next job stops on this.
-stop_requested = threading.Event()
-
-
 def check_stop() -> None:
-    """Raise KeyboardInterrupt("SIGTERM") when the process was asked to stop."""
+    """Raise KeyboardInterrupt("SIGTERM") when the process was asked to stop (the interrupt the
+    SIGTERM handler raised may have been lost: see sweeps.errors.stop_requested)."""
     if stop_requested.is_set():
         raise KeyboardInterrupt("SIGTERM")
 
@@ -209,6 +205,10 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
             mark_job(marks, job_num, "KILLED")
         raise
     except BaseException as err:
+        if stop_requested.is_set():  # an error the SIGTERM caused: a termination, not a failure
+            if marks:
+                mark_job(marks, job_num, "KILLED")
+            raise KeyboardInterrupt("SIGTERM") from err
         if marks:
             mark_job(marks, job_num, "FAILED")
         if tracking.unreachable(err) and not isinstance(err, tracking.StoreUnreachable):

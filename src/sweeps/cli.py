@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from sweeps import app, callbacks, tracking
 from sweeps.app import apply_fix, execute, run_job, store_location
 from sweeps.config import register_configs
-from sweeps.errors import one_line
+from sweeps.errors import one_line, stop_requested
 
 EXIT_CONFIG = 2  # bad input: nothing was run
 EXIT_FAILED = 1  # a job failed
@@ -61,7 +61,7 @@ _task.sweeps_batchable = True  # type: ignore[attr-defined]  # the vectorized la
 
 def _terminate(signum: int, frame: Any) -> None:
     # SIGTERM (a scheduler, `kill`) stops the sweep the way Ctrl-C does: current run KILLED.
-    app.stop_requested.set()  # in case the interrupt below lands in a finalizer and is dropped
+    stop_requested.set()  # in case the interrupt below is lost or turned into another error
     raise KeyboardInterrupt("SIGTERM")
 
 
@@ -84,9 +84,12 @@ def main() -> None:
     except BaseException as err:  # noqa: BLE001 - reported in one line below
         if os.environ.get("SWEEPS_DEBUG"):
             raise
-        error = err
-        kind, message = one_line(err)
-        code = EXIT_CONFIG if kind == "config" else EXIT_FAILED
+        if stop_requested.is_set():  # an error the SIGTERM caused (see sweeps.errors)
+            error, code, message = KeyboardInterrupt("SIGTERM"), 143, "terminated"
+        else:
+            error = err
+            kind, message = one_line(err)
+            code = EXIT_CONFIG if kind == "config" else EXIT_FAILED
     finally:
         try:
             results = callbacks.finish_open_sweeps(error)

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
 from sweeps.config import ConfigError
+from sweeps.errors import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ def _check_sqlite_store(uri: str, path: Path) -> None:
         finally:
             db.close()
     except sqlite3.OperationalError as err:
+        if stop_requested.is_set():  # a SIGTERM interrupted the wait for the lock
+            raise KeyboardInterrupt("SIGTERM") from None
         what = "is locked by another program" if "locked" in str(err) else f"cannot be written ({err})"
         raise ConfigError(f"tracking.uri={uri!r}: {str(path)!r} {what}; close it or choose another store") from None
 
@@ -547,6 +550,9 @@ def run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
         status = ""  # nothing more can be written; the next launch marks it KILLED
         raise
     except BaseException as err:
+        if stop_requested.is_set():  # an error the SIGTERM caused: the run was killed
+            status = "KILLED"
+            raise KeyboardInterrupt("SIGTERM") from err
         if unreachable(err):
             status = ""
             raise store_unreachable(uri, err) from err

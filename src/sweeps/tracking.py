@@ -576,11 +576,9 @@ def end_parent(uri: str, run_id: str, status: str, tags: Optional[Mapping[str, A
                texts: Optional[Mapping[str, str]] = None) -> None:
     """Finish a parent run with its summary tags and text artifacts."""
     rl = RunLog(uri, run_id)
-    rl.add(tags=tags)
+    rl.add(tags=tags, texts=texts)
     try:
-        rl.flush()
-        for artifact_file, text in (texts or {}).items():
-            client(uri).log_text(run_id, text, artifact_file)
+        rl.flush()  # tags, then the texts through the same path as every run's artifacts
     finally:
         client(uri).set_terminated(run_id, status=status)
 

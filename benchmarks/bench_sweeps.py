@@ -45,7 +45,7 @@ USUAL_KEYS = {"model": "model", "optimizer": "optimizer", "optimizer.lr": "lr", 
 BARE = """
 import sys, time, itertools
 from hydra import initialize_config_dir, compose
-from sweeps.cli import config_dir
+from sweeps.config import config_dir
 from sweeps.config import register_configs
 from sweeps.loop import train
 register_configs()
@@ -115,7 +115,7 @@ def tracking_cost(n: int = 100) -> tuple[float, float]:
     from omegaconf import OmegaConf
 
     from sweeps import app, tracking
-    from sweeps.cli import config_dir
+    from sweeps.config import config_dir
     from sweeps.config import register_configs
     from sweeps.loop import train
 

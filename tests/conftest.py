@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from sweeps.cli import config_dir
+from sweeps.config import config_dir
 from sweeps.config import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from sweeps.cli import config_dir
+from sweeps.config import config_dir
 from sweeps.config import ConfigError, config_hash, validate
 
 CONF = Path(config_dir())

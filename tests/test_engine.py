@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from sweeps.app import label as _diagnose
-from sweeps.cli import config_dir
+from sweeps.config import config_dir
 from sweeps.config import ConfigError, register_configs
 from sweeps.engine import can_batch, group_key, train_batch, unsupported
 from sweeps.loop import train

@@ -11,7 +11,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 
 from hydra_plugins.sweeps_grid_sweeper.grid_sweeper import GridSweeper
-from sweeps.cli import config_dir
+from sweeps.config import config_dir
 from sweeps.config import register_configs
 
 GRID = ["optimizer=sgd,adam", "optimizer.lr=0.01,0.1,1.0", "train.zero_grad=true,false", "train.epochs=5"]

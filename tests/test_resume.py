@@ -143,15 +143,15 @@ def test_joblib_parallel_stress(tmp_path):
 def test_a_dropped_sigterm_interrupt_still_stops_the_next_job(make_cfg, tmp_path):
     """Python drops an exception raised while a finalizer runs; the flag the SIGTERM handler
     sets stops the next job anyway, before it writes anything."""
-    from sweeps import app
+    from sweeps import app, stopping
 
     cfg = make_cfg(f"paths.output_dir={tmp_path}")
-    app.stop_requested.set()
+    stopping.request(signal.SIGTERM)
     try:
-        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        with pytest.raises(stopping.Stopped, match="SIGTERM"):
             app.execute(cfg, [])
     finally:
-        app.stop_requested.clear()
+        stopping.reset()
     assert not (tmp_path / "mlflow.db").exists()
     assert app.execute(cfg, []).run_id  # runs again once cleared
 
@@ -161,7 +161,7 @@ def test_an_error_caused_by_sigterm_ends_as_a_termination(tmp_path):
     that is a termination (exit 143), not a locked store (exit 2)."""
     import sqlite3
 
-    from sweeps import app, tracking
+    from sweeps import stopping, tracking
 
     store = tmp_path / "locked.db"
     holder = sqlite3.connect(store)
@@ -170,10 +170,10 @@ def test_an_error_caused_by_sigterm_ends_as_a_termination(tmp_path):
     try:
         with pytest.raises(Exception, match="locked by another program"):
             tracking.check_writable(f"sqlite:///{store}")
-        app.stop_requested.set()
-        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        stopping.request(signal.SIGTERM)
+        with pytest.raises(stopping.Stopped, match="SIGTERM"):
             tracking.check_writable(f"sqlite:///{store}")
     finally:
-        app.stop_requested.clear()
+        stopping.reset()
         holder.rollback()
         holder.close()

@@ -26,7 +26,7 @@ from packaging.version import Version
 from hydra_plugins.sweeps_vectorized_launcher import _core
 from hydra_plugins.sweeps_vectorized_launcher.vectorized_launcher import VectorizedLauncher
 from sweeps import app, callbacks
-from sweeps.cli import config_dir
+from sweeps.config import config_dir
 from sweeps.config import register_configs
 
 
@@ -61,7 +61,7 @@ class TestVectorizedLauncherIntegration(IntegrationTestSuite):
 @pytest.mark.parametrize("task, expected", [
     (app.run_job, True),
     (lambda cfg: 0, False),
-    (type("Marked", (), {"sweeps_batchable": True, "__call__": lambda self, c: 0})(), True),
+    (type("Marked", (), {"sweeps_batchable": True, "__call__": lambda self, c: 0})(), False),
 ])
 def test_is_sweeps_task(task, expected):
     from sweeps.cli import _task

@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from sweeps import tracking
+from sweeps import secrets, tracking
 from sweeps.config import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
 
@@ -144,7 +144,7 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
     found = tracking.find_experiment(uri, experiment)
     if found is None:
         what = f"experiment {experiment!r}" if experiment else "a sweep"
-        raise ConfigError(f"--experiment={experiment!r}: no {what} in {tracking.redact(uri)}; "
+        raise ConfigError(f"--experiment={experiment!r}: no {what} in {tracking.scrub(uri)}; "
                           "run a sweep first or name an existing experiment")
     exp_id, exp_name = found
     runs = runs_frame(tracking.search_all(uri, exp_id))
@@ -288,8 +288,7 @@ def verify_fixes(a: Analysis, uri: str) -> pd.DataFrame:
     from hydra.core.global_hydra import GlobalHydra
 
     from sweeps.app import apply_fix, execute
-    from sweeps.cli import config_dir
-    from sweeps.config import register_configs
+    from sweeps.config import config_dir, register_configs
 
     todo = a.runs[(a.runs["symptom"] != "healthy") & a.runs["overrides"].notna() & (a.runs["fix"] != "")]
     rows = []
@@ -365,6 +364,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of ``sweeps-analyze`` and ``python -m sweeps.analyze``."""
     args = parse_args(argv)
+    secrets.guard_console()  # no credential of --tracking-uri reaches the console
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     uri = tracking.resolve_uri(args.tracking_uri, args.output_root)
     try:

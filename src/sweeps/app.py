@@ -15,22 +15,15 @@ from typing import Any, Mapping, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeps import tracking
+from sweeps import stopping, tracking
 from sweeps.config import config_hash, dump_yaml, flatten, training_config, validate
 from sweeps.diagnose import diagnose
-from sweeps.errors import stop_requested
 from sweeps.loop import History, resolve_device, train
 from sweeps.progress import mark_job
 
 log = logging.getLogger(__name__)
 
 PARENT_FILE = ".sweeps/parent.json"  # under the sweep dir: how each job finds its parent run
-
-def check_stop() -> None:
-    """Raise KeyboardInterrupt("SIGTERM") when the process was asked to stop (the interrupt the
-    SIGTERM handler raised may have been lost: see sweeps.errors.stop_requested)."""
-    if stop_requested.is_set():
-        raise KeyboardInterrupt("SIGTERM")
 
 # The four sweep axes, in the order run names show them.
 AXES = ("optimizer.name", "optimizer.lr", "data.noise", "train.zero_grad")
@@ -181,7 +174,7 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
         ConfigError: a value is not allowed, the device is missing or the store is not writable
             (raised before anything is written).
     """
-    check_stop()
+    stopping.check()  # between jobs: a stop whose interrupt was lost ends the sweep here
     validate(cfg)
     resolve_device(cfg.train.device)
     container = OmegaConf.to_container(cfg, resolve=True)
@@ -200,17 +193,11 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
     marks = parent.get("sweep_dir") if parent and job_num is not None else None
     try:
         outcome = _record(cfg, container, uri, exp_id, name, tags, params, job_dir, trained)
-    except KeyboardInterrupt:
-        if marks:
-            mark_job(marks, job_num, "KILLED")
-        raise
     except BaseException as err:
-        if stop_requested.is_set():  # an error the SIGTERM caused: a termination, not a failure
-            if marks:
-                mark_job(marks, job_num, "KILLED")
-            raise KeyboardInterrupt("SIGTERM") from err
         if marks:
-            mark_job(marks, job_num, "FAILED")
+            mark_job(marks, job_num, stopping.status_for(err))
+        if stopping.is_stop(err) and not isinstance(err, stopping.Stopped):
+            raise stopping.as_stopped(err) from err  # an error the stop caused
         if tracking.unreachable(err) and not isinstance(err, tracking.StoreUnreachable):
             raise tracking.store_unreachable(uri, err) from err
         raise

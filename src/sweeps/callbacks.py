@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from sweeps import tracking
+from sweeps import stopping, tracking
 from sweeps.app import PARENT_FILE, store_location
 from sweeps.config import ConfigError, check_value, validate
 from sweeps.diagnose import SYMPTOMS
@@ -170,46 +170,67 @@ class SweepCallback(Callback):
 def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResult]:
     """Close every parent run this process opened and print each sweep's summary.
 
-    A sweep stopped by Ctrl-C is KILLED; one whose jobs failed, or that failed before any job
-    ran, is FAILED (and removed when it has no child run at all, so nothing half-written stays).
+    A sweep stopped by Ctrl-C or SIGTERM is KILLED (and a stop while closing it still closes
+    it KILLED); one whose jobs failed, or that failed before any job ran, is FAILED (and removed
+    when it has no child run at all, so nothing half-written stays).
     """
     results = []
     while _OPEN:
         sweep = _OPEN.pop(0)
-        if sweep.progress is not None:
-            sweep.progress.stop()
-        if error is not None and tracking.unreachable(error):
-            continue  # left RUNNING: the next launch's repair_stale marks it KILLED
-        rows = tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id)
-        interrupted = isinstance(error, KeyboardInterrupt)
-        if interrupted:  # jobs cut off in other processes may not have closed their runs
-            for r in rows:
-                if r.status == "RUNNING":
-                    tracking.client(sweep.uri).set_terminated(r.run_id, status="KILLED")
-            rows = tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id)
-        result = _result(rows, read_marks(sweep.sweep_dir)["SKIPPED"])
-        if interrupted:
-            status = "KILLED"
-        elif error is not None and not rows:
-            tracking.end_parent(sweep.uri, sweep.parent_id, "FAILED")
-            tracking.delete_run(sweep.uri, sweep.parent_id)
-            continue
-        else:
-            status = "FINISHED" if result.ok and error is None else "FAILED"
-        plots = _plots(sweep) if sweep.plots and rows and not interrupted else None
-        text = summary_text(sweep, result, time.perf_counter() - sweep.started, plots)
-        if interrupted:
-            text += ("\n  interrupted: run the same command again to resume; "
-                     "finished runs are skipped, killed and failed ones run again")
-        tracking.end_parent(
-            sweep.uri, sweep.parent_id, status,
-            tags={"sweeps.runs": result.total, "sweeps.failed": result.failed,
-                  **{f"sweeps.symptom.{k}": v for k, v in result.by_symptom.items()}},
-            texts={"summary.txt": text},
-        )
-        print(text, flush=True)
-        results.append(result)
+        try:
+            result = _finish(sweep, error)
+        except BaseException as err:
+            if stopping.is_stop(err) and error is None:
+                with stopping.deferred():
+                    _close_killed(sweep)
+            raise
+        if result is not None:
+            results.append(result)
     return results
+
+
+def _close_killed(sweep: OpenSweep) -> None:
+    """End a sweep cut off while it was being closed: its RUNNING children and itself KILLED."""
+    for r in tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id):
+        if r.status == "RUNNING":
+            tracking.set_status(sweep.uri, r.run_id, "KILLED")
+    tracking.set_status(sweep.uri, sweep.parent_id, "KILLED")
+
+
+def _finish(sweep: OpenSweep, error: Optional[BaseException]) -> Optional[SweepResult]:
+    if sweep.progress is not None:
+        sweep.progress.stop()
+    if error is not None and tracking.unreachable(error):
+        return None  # left RUNNING: the next launch's repair_stale marks it KILLED
+    rows = tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id)
+    interrupted = error is not None and stopping.is_stop(error)
+    if interrupted:  # jobs cut off in other processes may not have closed their runs
+        for r in rows:
+            if r.status == "RUNNING":
+                tracking.set_status(sweep.uri, r.run_id, "KILLED")
+        rows = tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id)
+    result = _result(rows, read_marks(sweep.sweep_dir)["SKIPPED"])
+    if interrupted:
+        status = "KILLED"
+    elif error is not None and not rows:
+        tracking.end_parent(sweep.uri, sweep.parent_id, "FAILED")
+        tracking.delete_run(sweep.uri, sweep.parent_id)
+        return None
+    else:
+        status = "FINISHED" if result.ok and error is None else "FAILED"
+    plots = _plots(sweep) if sweep.plots and rows and not interrupted else None
+    text = summary_text(sweep, result, time.perf_counter() - sweep.started, plots)
+    if interrupted:
+        text += ("\n  interrupted: run the same command again to resume; "
+                 "finished runs are skipped, killed and failed ones run again")
+    tracking.end_parent(
+        sweep.uri, sweep.parent_id, status,
+        tags={"sweeps.runs": result.total, "sweeps.failed": result.failed,
+              **{f"sweeps.symptom.{k}": v for k, v in result.by_symptom.items()}},
+        texts={"summary.txt": text},
+    )
+    print(text, flush=True)
+    return result
 
 
 def _result(rows: list[tracking.ChildRow], skipped: int = 0) -> SweepResult:
@@ -275,7 +296,7 @@ def _plots(sweep: OpenSweep) -> Optional[str]:
 
 
 def where_to_browse(uri: str, experiment: str) -> list[str]:
-    shown = tracking.redact(uri)
+    shown = tracking.scrub(uri)
     if shown.startswith(("http://", "https://")):
         return [f"  store: {shown} (experiment '{experiment}'); open it in a browser"]
     return [f"  store: {shown} (experiment '{experiment}')",

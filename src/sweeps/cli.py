@@ -12,20 +12,13 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from sweeps import app, callbacks, tracking
+from sweeps import callbacks, secrets, stopping, tracking
 from sweeps.app import apply_fix, execute, run_job, store_location
-from sweeps.config import register_configs
-from sweeps.errors import one_line, stop_requested
+from sweeps.config import config_dir, register_configs
+from sweeps.errors import one_line
 
 EXIT_CONFIG = 2  # bad input: nothing was run
 EXIT_FAILED = 1  # a job failed
-
-
-def config_dir() -> str:
-    """conf/ inside an installed wheel, else the repository's top-level conf/."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "conf"
-    return str(packaged if packaged.is_dir() else here.parents[1] / "conf")
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
@@ -56,45 +49,43 @@ def _task(cfg: DictConfig) -> float:
     return out.objective
 
 
-_task.sweeps_batchable = True  # type: ignore[attr-defined]  # the vectorized launcher may batch it
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    # SIGTERM (a scheduler, `kill`) stops the sweep the way Ctrl-C does: current run KILLED.
-    stop_requested.set()  # in case the interrupt below is lost or turned into another error
-    raise KeyboardInterrupt("SIGTERM")
-
-
 def main() -> None:
     """Entry point of ``sweeps`` and ``python -m sweeps``."""
+    secrets.guard_console()  # no credential reaches the console, whoever prints it
     register_configs()
     # Let exceptions reach us instead of Hydra's multi-line report, so each is one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    signal.signal(signal.SIGTERM, _terminate)
+    stopping.install()  # Ctrl-C and SIGTERM alike: the current run and the sweep end KILLED
     error: BaseException | None = None
     code, message = 0, ""
     try:
         _task()
-        app.check_stop()  # a SIGTERM whose interrupt was dropped still ends as one
-    except KeyboardInterrupt as err:
-        error = err
-        code, message = (143, "terminated") if "SIGTERM" in str(err) else (130, "interrupted")
+        stopping.check()  # a stop whose interrupt was dropped (in a finalizer) still ends as one
     except SystemExit as err:  # --help, --cfg and Hydra's own exits
         code = err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
+        if stopping.requested() is not None:
+            error = stopping.as_stopped(err)
     except BaseException as err:  # noqa: BLE001 - reported in one line below
-        if os.environ.get("SWEEPS_DEBUG"):
+        if os.environ.get("SWEEPS_DEBUG") and not stopping.is_stop(err):
             raise
-        if stop_requested.is_set():  # an error the SIGTERM caused (see sweeps.errors)
-            error, code, message = KeyboardInterrupt("SIGTERM"), 143, "terminated"
-        else:
-            error = err
+        error = err
+        if not stopping.is_stop(err):
             kind, message = one_line(err)
             code = EXIT_CONFIG if kind == "config" else EXIT_FAILED
-    finally:
-        try:
-            results = callbacks.finish_open_sweeps(error)
-        except Exception as err:  # noqa: BLE001 - the store failed while closing the sweep
-            results, code = [], EXIT_FAILED
+    if error is not None and stopping.is_stop(error):
+        error = stopping.as_stopped(error)
+        code = stopping.exit_code(error)
+        message = "terminated" if error.signum == signal.SIGTERM else "interrupted"
+    try:
+        results = callbacks.finish_open_sweeps(error)
+    except BaseException as err:  # noqa: BLE001 - the store failed (or a second Ctrl-C) while closing
+        results = []
+        if stopping.is_stop(err):
+            error = error or stopping.as_stopped(err)
+            code = code or stopping.exit_code(stopping.as_stopped(err))
+            message = message or "interrupted"
+        else:
+            code = code or EXIT_FAILED
             error = error or err
             message = message or one_line(err)[1]
     reason = tracking.unreachable(error) if error is not None else None

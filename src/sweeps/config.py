@@ -240,3 +240,12 @@ def dump_yaml(data: Any) -> str:
     """YAML text of plain data (a config container), block style in insertion order, through
     libyaml when present: ~20x faster than OmegaConf.to_yaml, which loads back the same."""
     return yaml.dump(data, Dumper=_Dumper, default_flow_style=False, allow_unicode=True, sort_keys=False)
+
+
+def config_dir() -> str:
+    """conf/ inside an installed wheel, else the repository's top-level conf/."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    packaged = here / "conf"
+    return str(packaged if packaged.is_dir() else here.parents[1] / "conf")

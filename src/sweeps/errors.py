@@ -4,17 +4,9 @@ failed job) into one line naming the key, the value and what is allowed."""
 from __future__ import annotations
 
 import re
-import threading
 from typing import Optional
 
 from sweeps.config import ConfigError, allowed
-
-
-# Set by the CLI's SIGTERM handler, which also raises KeyboardInterrupt. That interrupt can be
-# lost (Python drops it inside a finalizer) or turned into another error (sqlite3 reports an
-# interrupted busy wait as "database is locked"): code that sees an error while this is set
-# treats it as the termination it is.
-stop_requested = threading.Event()
 
 
 def _chain(err: BaseException) -> list[BaseException]:

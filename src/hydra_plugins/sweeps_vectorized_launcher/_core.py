@@ -25,8 +25,8 @@ from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
-# The task functions whose per-job work is sweeps.app.run_job (compared by name: the launcher
-# must not import the CLI module). A task may also declare it with `sweeps_batchable = True`.
+# The task functions whose per-job work is sweeps.app.run_job, compared by name: Hydra hands the
+# launcher the undecorated function, and the launcher must not import the CLI module.
 SWEEPS_TASKS = {("sweeps.cli", "_task"), ("sweeps.app", "run_job")}
 
 CHUNK = 250  # runs written per store transaction (bounds memory; progress advances per chunk)
@@ -34,8 +34,6 @@ CHUNK = 250  # runs written per store transaction (bounds memory; progress advan
 
 def is_sweeps_task(task_function: Any) -> bool:
     """True when ``task_function`` runs ``sweeps.app.run_job`` per job and nothing else."""
-    if getattr(task_function, "sweeps_batchable", False):
-        return True
     return (getattr(task_function, "__module__", None),
             getattr(task_function, "__qualname__", None)) in SWEEPS_TASKS
 
@@ -411,13 +409,13 @@ def record(composer: SweepComposer, config: DictConfig, jobs: list[Job], sweep_d
     tags, artifacts) and leave what Hydra's run_job leaves (job dir, .hydra/ files, job log),
     writing runs in one store transaction per CHUNK. A job whose preparation fails, or whose
     chunk cannot be written, is left out of the result and goes through run_job."""
-    from sweeps import app, tracking
+    from sweeps import app, stopping, tracking
     from sweeps.progress import mark_job
 
     out: dict[int, JobReturn] = {}
     ready = [j for j in jobs if j.history is not None and j.base is not None]
     for start in range(0, len(ready), CHUNK):
-        app.check_stop()  # a SIGTERM whose interrupt was dropped stops before the next chunk
+        stopping.check()  # between chunks: a stop whose interrupt was lost ends the sweep here
         chunk = ready[start:start + CHUNK]
         written: list[tuple[Job, Any, Optional[tracking.RunLog], Path]] = []
         for j in chunk:
@@ -432,10 +430,13 @@ def record(composer: SweepComposer, config: DictConfig, jobs: list[Job], sweep_d
         failed: set[str] = set()  # stores whose write failed: their jobs go through run_job
         for uri, logs in by_store.items():
             try:
-                tracking.finish_many(uri, logs, "FINISHED")
+                with stopping.deferred():  # a chunk is written whole or not at all
+                    tracking.finish_many(uri, logs, "FINISHED")
             except (KeyboardInterrupt, tracking.StoreUnreachable):
                 raise
             except Exception as err:  # noqa: BLE001
+                if stopping.is_stop(err):
+                    raise stopping.as_stopped(err) from err  # a wait the signal cut short
                 if tracking.unreachable(err):
                     raise tracking.store_unreachable(uri, err) from err
                 log.warning("writing %d runs at once failed (%s: %s): recording them one by one",
@@ -462,7 +463,7 @@ def _abandon(logs: list[Any]) -> None:
     for rl in logs:
         if rl.created:
             try:
-                tracking.client(rl.uri).set_terminated(rl.run_id, status="FAILED")
+                tracking.set_status(rl.uri, rl.run_id, "FAILED")
             except Exception:  # noqa: BLE001 - the store is what failed; nothing more to do
                 pass
 

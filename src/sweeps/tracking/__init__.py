@@ -1,0 +1,29 @@
+"""The only package that talks to MLflow.
+
+- ``store``: where the store is (URIs, the client, experiments, reachability) and shared helpers;
+- ``seed``: new SQLite stores copied from an empty one instead of migrated from scratch;
+- ``runs``: writing a run (RunLog), through MLflow's public API or in bulk;
+- ``bulk``: the same writes and reads straight on MLflow's tables, for tested schemas only;
+- ``read``: reading runs and histories back, writing tags afterwards.
+"""
+
+from sweeps.secrets import scrub
+from sweeps.tracking.read import (
+    children, find_experiment, finished_configs, histories, log_dir, repair_stale, search_all,
+    set_tags)
+from sweeps.tracking.runs import RunLog, end_parent, finish_many, params_for, run, start_parent
+from sweeps.tracking.store import (
+    MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VALUE, PRIVATE_KEYS,
+    TAG_ERROR, TAG_HASH, TAG_HOST, TAG_NOTE, TAG_PARENT, TAG_PID, TAG_ROLE, TAG_SWEEP_DIR, ChildRow,
+    StoreUnreachable, check_writable, client, default_uri, delete_run, experiment_id,
+    local_store_path, resolve_uri, seed_sqlite, set_status, store_unreachable, unreachable)
+
+__all__ = [
+    "MAX_METRICS_PER_BATCH", "MAX_PARAM_VALUE", "MAX_PARAMS_TAGS_PER_BATCH", "MAX_TAG_VALUE",
+    "PRIVATE_KEYS", "TAG_ERROR", "TAG_HASH", "TAG_HOST", "TAG_NOTE", "TAG_PARENT", "TAG_PID",
+    "TAG_ROLE", "TAG_SWEEP_DIR", "ChildRow", "RunLog", "StoreUnreachable", "check_writable",
+    "children", "client", "default_uri", "delete_run", "end_parent", "experiment_id",
+    "find_experiment", "finish_many", "finished_configs", "histories", "local_store_path",
+    "log_dir", "params_for", "repair_stale", "resolve_uri", "run", "scrub", "search_all",
+    "seed_sqlite", "set_status", "set_tags", "start_parent", "store_unreachable", "unreachable",
+]

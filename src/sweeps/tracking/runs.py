@@ -1,0 +1,183 @@
+"""Writing runs: a RunLog queues a run's params, tags, metrics and texts and writes them through
+MLflow's public API (the reference path, and the only one for a tracking server), or on a
+database store of a tested schema in one transaction (``sweeps.tracking.bulk``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Optional, Sequence
+
+from sweeps import stopping
+from sweeps.secrets import scrub
+from sweeps.tracking import bulk
+from sweeps.tracking.store import (
+    MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VALUE, PRIVATE_KEYS,
+    TAG_ERROR, TAG_HOST, TAG_PID, StoreUnreachable, clean, client, clock, metric_value, now_ms,
+    set_status, store_unreachable, unreachable, write_texts)
+
+
+@dataclass
+class RunLog:
+    """A run being written. Metrics, params, tags and small text artifacts queue up and reach
+    the store together.
+
+    On a database store the run is created lazily: by its first ``flush`` (a long run's live
+    progress) or by ``finish``, which then writes the whole run - row, params, tags, metrics,
+    texts and final status - in one transaction (``finish_many`` does it for many runs at
+    once). A loop that ends before ``tracking.flush_every_s`` so costs one transaction instead
+    of a dozen API calls. On a tracking server the run is created at once and ``flush`` sends
+    ``log_batch`` requests filled to MLflow's limits."""
+
+    uri: str
+    run_id: str
+    exp_id: str = ""
+    name: str = ""
+    created: bool = True  # the run's row exists in the store
+    start_time: int = field(default_factory=lambda: now_ms())
+    sent_epochs: int = 0
+    pending_metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    pending_params: dict[str, str] = field(default_factory=dict)
+    pending_tags: dict[str, str] = field(default_factory=dict)
+    pending_texts: dict[str, str] = field(default_factory=dict)  # artifact path -> text
+
+    @classmethod
+    def open(cls, uri: str, exp_id: str, name: str, tags: Mapping[str, Any]) -> "RunLog":
+        """A new run named ``name``: created now through MLflow's API, or on a database store
+        by its first flush or its finish."""
+        name = scrub(name)
+        cleaned = {k: clean(v, MAX_TAG_VALUE) for k, v in tags.items()}
+        if bulk.store_for(uri) is None:
+            created = client(uri).create_run(exp_id, tags=cleaned, run_name=name)
+            return cls(uri, created.info.run_id, exp_id, name)
+        rl = cls(uri, uuid.uuid4().hex, exp_id, name, created=False)
+        rl.pending_tags.update(cleaned)
+        return rl
+
+    def queue_epochs(self, first_epoch: int, metrics: Mapping[str, Sequence[float]]) -> None:
+        """Queue per-epoch metrics (``step=epoch``)."""
+        for key, values in metrics.items():
+            self.pending_metrics.setdefault(key, []).extend(
+                (first_epoch + i, float(v)) for i, v in enumerate(values))
+        if metrics:
+            self.sent_epochs = max(self.sent_epochs, first_epoch + max(len(v) for v in metrics.values()))
+
+    def log_epochs(self, first_epoch: int, metrics: Mapping[str, Sequence[float]]) -> None:
+        """Queue per-epoch metrics and send everything pending now (live progress in the UI)."""
+        self.queue_epochs(first_epoch, metrics)
+        self.flush()
+
+    def add(self, params: Optional[Mapping[str, Any]] = None, tags: Optional[Mapping[str, Any]] = None,
+            texts: Optional[Mapping[str, str]] = None) -> None:
+        """Queue params, tags and text artifacts for the next ``flush``/``finish``."""
+        for k, v in (params or {}).items():
+            self.pending_params[k] = clean(v, MAX_PARAM_VALUE)
+        for k, v in (tags or {}).items():
+            self.pending_tags[k] = clean(v, MAX_TAG_VALUE)
+        for k, v in (texts or {}).items():
+            self.pending_texts[k] = scrub(v)
+
+    def flush(self) -> None:
+        """Send everything pending now: creates a lazily opened run (one transaction), else
+        ``log_batch`` calls filled to MLflow's limits."""
+        store = bulk.store_for(self.uri)
+        if not self.created and store is not None:
+            bulk.write_runs(store, [self], status=None)
+            return
+        from mlflow.entities import Metric, Param, RunTag
+
+        ts = clock()
+        ms = [Metric(k, metric_value(v), ts, step) for k, rows in self.pending_metrics.items() for step, v in rows]
+        ps = [Param(k, v) for k, v in self.pending_params.items()]
+        tg = [RunTag(k, v) for k, v in self.pending_tags.items()]
+        self.pending_metrics, self.pending_params, self.pending_tags = {}, {}, {}
+        c = client(self.uri)
+        while ms or ps or tg:  # at most 1000 entities per request, of which 100 params+tags
+            p_n = min(len(ps), MAX_PARAMS_TAGS_PER_BATCH)
+            t_n = min(len(tg), MAX_PARAMS_TAGS_PER_BATCH - p_n)
+            m_n = min(len(ms), MAX_METRICS_PER_BATCH - p_n - t_n)
+            c.log_batch(self.run_id, metrics=ms[:m_n], params=ps[:p_n], tags=tg[:t_n], synchronous=True)
+            ms, ps, tg = ms[m_n:], ps[p_n:], tg[t_n:]
+        texts, self.pending_texts = self.pending_texts, {}
+        write_texts(self.uri, self.exp_id, self.run_id, texts, remote_ok=True)
+
+    def finish(self, status: str) -> None:
+        """Write what is pending and set the run's final status."""
+        finish_many(self.uri, [self], status)
+
+
+def finish_many(uri: str, logs: Sequence[RunLog], status: str) -> None:
+    """Write the pending contents of many runs and give them ``status``. Runs not yet created
+    are written in one transaction on a database store (chunk the list to bound memory);
+    the others through MLflow's API."""
+    store = bulk.store_for(uri)
+    new = [rl for rl in logs if not rl.created] if store is not None else []
+    if new:
+        bulk.write_runs(store, new, status)
+    for rl in logs:
+        if rl.created and rl not in new:
+            rl.flush()
+            set_status(uri, rl.run_id, status)
+
+
+
+
+def params_for(flat_config: Mapping[str, Any]) -> dict[str, str]:
+    """MLflow params from the flattened resolved config, minus private keys."""
+    return {k: str(v) for k, v in flat_config.items() if k not in PRIVATE_KEYS}
+
+
+@contextmanager
+def run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
+        params: Optional[Mapping[str, Any]] = None) -> Iterator[RunLog]:
+    """Open a run and yield its RunLog. On an exception the run is marked FAILED with the
+    error as a tag and the traceback as an artifact, and the exception propagates; on
+    KeyboardInterrupt it is KILLED. Whatever is pending is always written."""
+    rl = RunLog.open(uri, exp_id, name, tags)
+    rl.add(params=params)
+    status = "FINISHED"
+    try:
+        yield rl
+    except BaseException as err:
+        status = stopping.status_for(err)
+        if status == "KILLED":
+            if not isinstance(err, stopping.Stopped):
+                raise stopping.as_stopped(err) from err  # an error the stop caused
+            raise
+        if isinstance(err, StoreUnreachable) or unreachable(err):
+            status = ""  # nothing more can be written; the next launch marks it KILLED
+            if isinstance(err, StoreUnreachable):
+                raise
+            raise store_unreachable(uri, err) from err
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        rl.add(tags={TAG_ERROR: scrub(f"{type(err).__name__}: {first}")},
+               texts={"error/traceback.txt": "".join(traceback.format_exception(err))})
+        raise
+    finally:
+        if status:
+            with stopping.deferred():  # all of the run or none of it, even on Ctrl-C
+                rl.finish(status)
+
+
+def start_parent(uri: str, exp_id: str, name: str, tags: Mapping[str, Any]) -> str:
+    """Create a sweep's parent run (left RUNNING until ``end_parent``)."""
+    tags = {TAG_HOST: socket.gethostname(), TAG_PID: os.getpid(), **tags}
+    return client(uri).create_run(exp_id, tags={k: str(v) for k, v in tags.items()}, run_name=name).info.run_id
+
+
+def end_parent(uri: str, run_id: str, status: str, tags: Optional[Mapping[str, Any]] = None,
+               texts: Optional[Mapping[str, str]] = None) -> None:
+    """Finish a parent run with its summary tags and text artifacts."""
+    rl = RunLog(uri, run_id)
+    rl.add(tags=tags, texts=texts)
+    try:
+        rl.flush()  # tags, then the texts through the same path as every run's artifacts
+    finally:
+        set_status(uri, run_id, status)
+
+
+

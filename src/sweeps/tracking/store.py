@@ -1,0 +1,309 @@
+"""Where the store is and how to reach it: URIs, the one MlflowClient per store, experiments,
+whether a server is reachable; the small helpers the writing and reading modules share."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional
+from urllib.parse import urlsplit
+
+from sweeps import stopping
+from sweeps.config import ConfigError
+from sweeps.secrets import remember, scrub
+from sweeps.tracking import seed
+
+log = logging.getLogger(__name__)
+
+# MLflow's per-request limits for log_batch (mlflow.utils.validation).
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_TAG_VALUE = 8000
+MAX_PARAM_VALUE = 6000
+
+# Keys of the config never written to the store: they may hold credentials or say only where
+# things go, not what was computed.
+PRIVATE_KEYS = ("tracking.uri",)
+
+TAG_ROLE = "sweeps.role"  # parent | child | single
+TAG_SWEEP_DIR = "sweeps.sweep_dir"
+TAG_HASH = "sweeps.config_hash"
+TAG_ERROR = "sweeps.error"
+TAG_NOTE = "mlflow.note.content"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_HOST = "sweeps.host"
+TAG_PID = "sweeps.pid"
+
+
+def default_uri(output_dir: str) -> str:
+    """The embedded store: a SQLite file under the outputs root."""
+    return "sqlite:///" + str(Path(output_dir).resolve() / "mlflow.db")
+
+
+def resolve_uri(uri: Optional[str], output_dir: str) -> str:
+    """``tracking.uri`` if set, else ``$MLFLOW_TRACKING_URI``, else the embedded SQLite store.
+    A relative SQLite path is made absolute, so jobs and the printed commands agree."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(output_dir)
+    remember(uri)  # its password is masked wherever it shows up, however it is spelled
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = uri[len("sqlite:///"):]
+        if path and path != ":memory:":
+            uri = "sqlite:///" + str(Path(path).resolve())
+    elif "://" not in uri:
+        uri = str(Path(uri).resolve())
+    return uri
+
+
+def local_store_path(uri: str) -> Optional[Path]:
+    """The file behind a local SQLite URI, or None for other stores."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):])
+    return None
+
+
+def check_writable(uri: str) -> None:
+    """Fail early, before any run exists, when a local store cannot be written.
+
+    Raises:
+        ConfigError: the store's directory cannot be created or written, or the URI scheme is
+            not one MLflow serves.
+    """
+    scheme = urlsplit(uri).scheme.split("+")[0]  # postgresql+psycopg2 -> postgresql
+    if scheme not in ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks", "file", ""):
+        raise ConfigError(
+            f"tracking.uri={scrub(uri)!r}: unsupported scheme {scheme!r}; "
+            "use sqlite:///path.db, http(s)://host:port or a database URI"
+        )
+    path = local_store_path(uri)
+    if path is None:
+        return
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"tracking.uri={uri!r}: cannot create directory {str(folder)!r} ({err.strerror}); "
+            "choose a writable path"
+        ) from None
+    target = path if path.exists() else folder
+    if not os.access(target, os.W_OK) or (path.exists() and not path.is_file()):
+        raise ConfigError(f"tracking.uri={uri!r}: {str(target)!r} is not writable; choose a writable path")
+    if path.exists() and path.stat().st_size > 0:
+        _check_sqlite_store(uri, path)
+
+
+def _check_sqlite_store(uri: str, path: Path) -> None:
+    """An existing file must be an MLflow SQLite store that we can write now: MLflow would
+    otherwise add its tables to someone else's database, or wait 20 s on a lock and fail deep
+    inside a job."""
+    import sqlite3
+
+    with open(path, "rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            raise ConfigError(f"tracking.uri={uri!r}: {str(path)!r} is not an SQLite database; "
+                              "point tracking.uri at an MLflow store or a new file")
+    try:
+        db = sqlite3.connect(path, timeout=5)
+        try:
+            tables = {r[0] for r in db.execute("select name from sqlite_master where type = 'table'")}
+            if tables and not {"experiments", "runs", "alembic_version"} <= tables:
+                raise ConfigError(f"tracking.uri={uri!r}: {str(path)!r} is an SQLite database but not "
+                                  "an MLflow store; point tracking.uri at an MLflow store or a new file")
+            db.execute("begin immediate")  # the write lock MLflow will need, for a moment
+            db.rollback()
+        finally:
+            db.close()
+    except sqlite3.OperationalError as err:
+        if stopping.is_stop(err):  # a signal cut the wait for the lock short
+            raise stopping.as_stopped(err) from None
+        what = "is locked by another program" if "locked" in str(err) else f"cannot be written ({err})"
+        raise ConfigError(f"tracking.uri={uri!r}: {str(path)!r} {what}; close it or choose another store") from None
+
+
+# Bounded patience with a tracking server: MLflow's defaults (120 s timeout, 7 retries with
+# back-off) turn a server that went away into a hang of many minutes. Users may override them.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    # MLflow prints "View run <name> at: <server URL>" per run: noise, and the URL may carry a
+    # password. The summary prints where to browse, scrubbed.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
+class StoreUnreachable(BaseException):
+    """The tracking server cannot be reached. A BaseException: Hydra's launchers record an
+    ``Exception`` as one failed job and start the next, which would wait on the same dead server."""
+
+
+def unreachable(err: BaseException) -> Optional[str]:
+    """Why the tracking server could not be reached (``connection refused``, ``timed out``,
+    ``server errors``) when that is what ``err`` or an exception behind it says; else None."""
+    import requests
+
+    seen: list[BaseException] = []
+    cur: Optional[BaseException] = err
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        if isinstance(cur, StoreUnreachable):
+            return str(cur)
+        if isinstance(cur, requests.exceptions.Timeout):
+            return "timed out"
+        if isinstance(cur, requests.exceptions.ConnectionError):
+            text = str(cur).lower()
+            if "refused" in text:
+                return "connection refused"
+            return "timed out" if "timed out" in text else "connection failed"
+        if isinstance(cur, requests.exceptions.RetryError):
+            return "server errors"
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def store_unreachable(uri: str, err: BaseException) -> StoreUnreachable:
+    """The one-line error of a sweep stopped because its tracking server went away."""
+    return StoreUnreachable(
+        f"tracking server {scrub(uri)} unreachable ({unreachable(err)}); the sweep stopped. "
+        "When the server is back, run the same command again: finished runs are skipped"
+    )
+
+
+
+@lru_cache(maxsize=8)
+def client(uri: str) -> Any:
+    """One MlflowClient per store and process: opening (and migrating) a store is the slow part."""
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    from mlflow.tracking import MlflowClient
+
+    seed_sqlite(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+
+
+def seed_sqlite(uri: str) -> bool:
+    """Start a new local SQLite store as a copy of an empty one (see ``sweeps.tracking.seed``);
+    True when it seeded the store."""
+    path = local_store_path(uri)
+    return path is not None and seed.seed_file(path)
+
+
+def experiment_id(uri: str, name: str, artifact_root: Optional[str] = None) -> str:
+    """Get or create the experiment ``name``. For a local store its artifacts go under
+    ``artifact_root`` (not MLflow's default ./mlartifacts in whatever directory you stand in)."""
+    c = client(uri)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            c.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    # A tracking server chooses the artifact root (mlflow-artifacts:/ with --serve-artifacts): a
+    # path on this machine would send artifacts past the server, where no other machine sees them.
+    server = urlsplit(uri).scheme in ("http", "https", "databricks")
+    location = Path(artifact_root).resolve().as_uri() if artifact_root and not server else None
+    try:
+        return c.create_experiment(name, artifact_location=location)
+    except Exception:  # another process created it between our get and create
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+
+
+def delete_run(uri: str, run_id: str) -> None:
+    client(uri).delete_run(run_id)
+
+
+
+@dataclass(frozen=True)
+class ChildRow:
+    """What the end-of-sweep summary needs from one child run."""
+
+    run_id: str
+    name: str
+    status: str
+    symptom: str
+    error: str
+    val_loss: float
+
+
+def set_status(uri: str, run_id: str, status: str) -> None:
+    """End a run with ``status`` (FINISHED, FAILED, KILLED) through MLflow's API."""
+    client(uri).set_terminated(run_id, status=status)
+
+
+@lru_cache(maxsize=64)
+def artifact_location(uri: str, exp_id: str) -> str:
+    return client(uri).get_experiment(exp_id).artifact_location
+
+
+def local_artifacts(uri: str, exp_id: str, run_id: str) -> Optional[Path]:
+    """The run's artifact folder when the experiment keeps artifacts on this file system."""
+    location = artifact_location(uri, exp_id) if exp_id else ""
+    scheme = urlsplit(location).scheme
+    if not location or scheme not in ("", "file"):  # mlflow-artifacts:/, s3://, ... go through MLflow
+        return None
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    return Path(local_file_uri_to_path(location)) / run_id / "artifacts"
+
+
+def write_texts(uri: str, exp_id: str, run_id: str, texts: Mapping[str, str], remote_ok: bool) -> bool:
+    """Write text artifacts: straight into a local artifact folder (MLflow's local artifact
+    repository does the same, with more steps), else through the client when ``remote_ok``
+    (the run must exist). Returns False when some were left for a later call."""
+    if not texts:
+        return True
+    local = local_artifacts(uri, exp_id, run_id)
+    if local is None:
+        if not remote_ok:
+            return False
+        for path, text in texts.items():
+            client(uri).log_text(run_id, text, path)
+        return True
+    for path, text in texts.items():
+        out = local / path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    return True
+
+
+def clean(value: Any, limit: int) -> str:
+    """A param or tag value as stored: text, credentials scrubbed, cut to MLflow's limit."""
+    return scrub(str(value))[:limit]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def metric_value(v: float) -> float:
+    # MLflow stores NaN as such; +-inf become the largest finite doubles, which the UI can plot.
+    return v if not math.isinf(v) else math.copysign(1.7976931348623157e308, v)
+
+
+_last_ms = 0
+
+
+def clock() -> int:
+    """Milliseconds since the epoch, strictly increasing in this process: the timestamp of
+    a run's metrics. Distinct timestamps keep MLflow's metric index (key, timestamp, step,
+    run) appending at the end instead of inserting all over it: 2-3x faster bulk writes."""
+    global _last_ms
+    _last_ms = max(now_ms(), _last_ms + 1)
+    return _last_ms

@@ -19,15 +19,13 @@ from urllib.parse import quote, unquote, urlsplit
 
 MASK = "***"
 
-_COLON = r"(?:\\?:|%3[aA])"
-_SLASH = r"(?:\\?\\?/|%2[fF])"
-_AT = r"(?:@|%40)"
 # scheme :// user-info @: the user-info runs to the last @ before the host (a password may hold
-# an @), never across a slash, white space, a quote or an encoded slash.
-_GREEDY = re.compile(
-    rf"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*{_COLON}{_SLASH}{_SLASH})"
-    rf"(?:(?!%2[fF])[^/\s'\"])*{_AT}"
-)
+# an @), never across a slash, white space or a quote. Plain, Hydra-escaped (\:, or \\: once
+# YAML quoted it again) or JSON-escaped (\/) separators; a user-info percent-encodes its own
+# special characters.
+_PLAIN = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*\\{0,2}:\\{0,2}/\\{0,2}/)[^/\s'\"]*@")
+# the whole URI percent-encoded (a query string): separators %3A%2F%2F and %40
+_ENCODED = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*%3[aA]%2[fF]%2[fF])(?:(?!%2[fF])[^/\s'\"&])*%40")
 
 _known: set[str] = set()  # secrets seen in URIs, in every spelling
 
@@ -36,11 +34,12 @@ def scrub(text: str) -> str:
     """``text`` without the user-info of any URL in it and without any remembered password."""
     if not text or ("@" not in text and "%40" not in text and not _known):
         return text
-    out = _GREEDY.sub(lambda m: m.group("scheme"), text)
+    out = text
     for secret in sorted(_known, key=len, reverse=True):
         if secret in out:
             out = out.replace(secret, MASK)
-    return out
+    out = _PLAIN.sub(lambda m: m.group("scheme"), out)
+    return _ENCODED.sub(lambda m: m.group("scheme"), out)
 
 
 def remember(uri: str) -> None:

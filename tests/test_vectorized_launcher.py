@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from packaging.version import Version
 
-from hydra_plugins.sweeps_vectorized_launcher import _core
+from hydra_plugins.sweeps_vectorized_launcher import _compose, _core
 from hydra_plugins.sweeps_vectorized_launcher.vectorized_launcher import VectorizedLauncher
 from sweeps import app, callbacks
 from sweeps.config import config_dir
@@ -93,12 +93,14 @@ JOBS = [
 
 
 def test_composer_equals_hydra_compose(sweeps_hydra, tmp_path):
+    # The run and sweep dirs fixed: their default ${now:...} resolved twice may read two seconds.
     master = sweeps_hydra.compose_config(
         "config", [f"paths.output_dir={tmp_path}", "sweep=smoke",
-                   "hydra.job.config.override_dirname.exclude_keys=[train.epochs]"],
+                   "hydra.job.config.override_dirname.exclude_keys=[train.epochs]",
+                   f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep"],
         run_mode=RunMode.MULTIRUN)
     ctx = HydraContext(config_loader=sweeps_hydra.config_loader, callbacks=None)
-    composer = _core.SweepComposer(ctx, master)
+    composer = _compose.SweepComposer(ctx, master)
     for num, ov in enumerate(JOBS):
         fast = composer.compose(ov, num)
         real = sweeps_hydra.config_loader.load_sweep_config(master, ov)
@@ -115,7 +117,7 @@ def test_composer_equals_hydra_compose(sweeps_hydra, tmp_path):
 def test_composer_rejects_what_hydra_rejects(sweeps_hydra, tmp_path):
     master = sweeps_hydra.compose_config("config", [f"paths.output_dir={tmp_path}"],
                                          run_mode=RunMode.MULTIRUN)
-    composer = _core.SweepComposer(HydraContext(sweeps_hydra.config_loader, None), master)
+    composer = _compose.SweepComposer(HydraContext(sweeps_hydra.config_loader, None), master)
     with pytest.raises(Exception, match="optimizer.lr"):
         composer.compose(["optimizer.lr=fast"], 0)
     with pytest.raises(Exception, match="no_such_key"):
@@ -172,7 +174,7 @@ def launcher_log():
     records: list[str] = []
     handler = logging.Handler(logging.INFO)
     handler.emit = lambda record: records.append(record.getMessage())
-    logger = logging.getLogger(_core.__name__)
+    logger = logging.getLogger(_core.__name__.rpartition(".")[0])  # the launcher package
     logger.addHandler(handler)
     yield records
     logger.removeHandler(handler)
@@ -224,7 +226,8 @@ def test_a_failed_bulk_write_records_the_jobs_one_by_one(sweep, monkeypatch, lau
             raise RuntimeError("disk full")
         return real(uri, logs, status)
 
-    monkeypatch.setattr(tracking, "finish_many", finish_many)
+    monkeypatch.setattr(tracking, "finish_many", finish_many)  # the bulk write
+    monkeypatch.setattr(tracking.runs, "finish_many", finish_many)  # each run's own finish
     launched = _spy_launch(monkeypatch)
     sweep("optimizer.lr=0.01,0.1,1.0", "train.epochs=20")
     assert calls[0] == 3 and calls[1:] == [1, 1, 1]  # the bulk write, then one run each

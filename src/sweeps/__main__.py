@@ -1,6 +1,22 @@
-"""``python -m sweeps``: the same as the ``sweeps`` command."""
+"""``sweeps`` and ``python -m sweeps``: Ctrl-C and SIGTERM are handled from the first moment,
+before the heavy imports (torch, Hydra, MLflow) of the command itself."""
 
-from sweeps.cli import main
+import signal
+import sys
+
+from sweeps import stopping
+
+
+def main() -> None:
+    """Entry point of ``sweeps`` and ``python -m sweeps``."""
+    stopping.install()
+    try:
+        from sweeps.cli import main as run
+    except stopping.Stopped as stop:  # stopped while importing: nothing was written
+        print("error: interrupted" if stop.signum == signal.SIGINT else "error: terminated", file=sys.stderr)
+        sys.exit(stopping.exit_code(stop))
+    run()
+
 
 if __name__ == "__main__":
     main()

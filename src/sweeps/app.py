@@ -15,8 +15,8 @@ from typing import Any, Mapping, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeps import stopping, tracking
-from sweeps.config import config_hash, dump_yaml, flatten, training_config, validate
+from sweeps import record, stopping, tracking
+from sweeps.config import config_hash, training_config, validate
 from sweeps.diagnose import diagnose
 from sweeps.loop import History, resolve_device, train
 from sweeps.progress import mark_job
@@ -25,75 +25,12 @@ log = logging.getLogger(__name__)
 
 PARENT_FILE = ".sweeps/parent.json"  # under the sweep dir: how each job finds its parent run
 
-# The four sweep axes, in the order run names show them.
-AXES = ("optimizer.name", "optimizer.lr", "data.noise", "train.zero_grad")
-
-
 def store_location(cfg: Mapping[str, Any]) -> tuple[str, str, Path]:
     """(tracking URI, experiment name, artifact root) for this config (or its container);
     nothing is opened."""
     uri = tracking.resolve_uri(cfg["tracking"]["uri"], cfg["paths"]["output_dir"])
     experiment = cfg["tracking"]["experiment"] or cfg["sweep"]["name"]
     return uri, experiment, Path(cfg["paths"]["output_dir"]).resolve() / "mlartifacts"
-
-
-def run_name(cfg: Mapping[str, Any], overrides: list[str]) -> str:
-    """A readable name from the swept values, e.g. ``sgd lr=0.3 noise=0.5 zero_grad=off``,
-    followed by any other override that makes this job differ (``model=poly seed=3``).
-    ``cfg``: the composed config or its resolved container."""
-    opt, data, train = cfg["optimizer"], cfg["data"], cfg["train"]
-    zg = "on" if train["zero_grad"] else "off"
-    parts = [f"{opt['name']}", f"lr={opt['lr']:g}", f"noise={data['noise']:g}", f"zero_grad={zg}"]
-    shown = {"optimizer", *AXES}
-    for ov in overrides:
-        key, _, value = ov.lstrip("+~").partition("=")
-        if key in shown or key.startswith(("tracking.", "paths.", "hydra.", "sweep")):
-            continue
-        parts.append(f"{key.split('.')[-1]}={value}")
-    return " ".join(parts)
-
-
-def describe(container: Mapping[str, Any], overrides: list[str], choices: Mapping[str, str],
-             parent: Optional[dict[str, Any]] = None, extra_tags: Optional[dict[str, Any]] = None
-             ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The tags and params of a run, before it trains: identity (config hash, sweep,
-    overrides, host, parent) and the flattened resolved config plus the group choices."""
-    params = flatten(container)
-    params.update({g: c for g, c in choices.items() if not g.startswith("hydra") and c})
-    tags = {
-        tracking.TAG_ROLE: "child" if parent else "single",
-        tracking.TAG_HASH: config_hash(container),
-        "sweeps.sweep": container["sweep"]["name"],
-        "sweeps.overrides": tracking.scrub(" ".join(overrides)),
-        tracking.TAG_HOST: _HOST,
-        tracking.TAG_PID: os.getpid(),
-        **(extra_tags or {}),
-    }
-    if parent:
-        tags[tracking.TAG_PARENT] = parent["run_id"]
-    return tags, tracking.params_for(params)
-
-
-def outcome_tags(diagnosis: Any, history: History) -> dict[str, Any]:
-    """The tags a run gets when it ends: its label, cause, fix, the story as the run's
-    description, and how training stopped."""
-    return {
-        "symptom": diagnosis.symptom,
-        "cause": diagnosis.cause,
-        "fix": diagnosis.fix_str(),
-        tracking.TAG_NOTE: diagnosis.markdown(),
-        "sweeps.stop_reason": history.stop_reason,
-        "sweeps.epochs_run": history.epochs_run,
-        "sweeps.device": history.device,
-    }
-
-
-def config_texts(container: Mapping[str, Any], hydra_files: Mapping[str, str],
-                 resolved_yaml: Optional[str] = None) -> dict[str, str]:
-    """The run's config artifacts: the resolved config (``resolved_yaml`` when already
-    dumped) and Hydra's .hydra/ files (credentials are scrubbed when they are queued)."""
-    return {"config.yaml": resolved_yaml if resolved_yaml is not None else dump_yaml(container),
-            **{f"hydra/{k}": v for k, v in sorted(hydra_files.items())}}
 
 
 def hydra_files(job_dir: Optional[Path]) -> dict[str, str]:
@@ -146,7 +83,7 @@ def run_job(cfg: DictConfig) -> float:
         done = parent.get("done", {}).get(config_hash(cfg))
         if done is not None:  # finished in an earlier launch: resume by content, not job number
             mark_job(hc.sweep.dir, hc.job.num, "SKIPPED")
-            log.info("%s -> skipped: finished earlier as run %s", run_name(cfg, list(hc.overrides.task)),
+            log.info("%s -> skipped: finished earlier as run %s", record.run_name(cfg, list(hc.overrides.task)),
                      done["run_id"])
             return done["val_loss"]
     outcome = execute(
@@ -178,7 +115,7 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
     validate(cfg)
     resolve_device(cfg.train.device)
     container = OmegaConf.to_container(cfg, resolve=True)
-    name = run_name(container, overrides)
+    name = record.run_name(container, overrides)
     if not cfg.tracking.enabled:
         history = trained if trained is not None else train(cfg)
         return _report(Outcome(name, history, label(cfg, history)))
@@ -188,11 +125,12 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
     exp_id = parent["experiment_id"] if parent else tracking.experiment_id(uri, experiment, str(artifacts))
     hc = _hydra()
     choices = dict(hc.runtime.choices) if hc else _choices(overrides)
-    tags, params = describe(container, overrides, choices, parent, extra_tags)
+    rec = record.begin(container, overrides, choices, host=_HOST, pid=os.getpid(), parent=parent,
+                       extra_tags=extra_tags)
     job_num = (extra_tags or {}).get("sweeps.job_num")
     marks = parent.get("sweep_dir") if parent and job_num is not None else None
     try:
-        outcome = _record(cfg, container, uri, exp_id, name, tags, params, job_dir, trained)
+        outcome = _record(cfg, container, uri, exp_id, rec, job_dir, trained)
     except BaseException as err:
         if marks:
             mark_job(marks, job_num, stopping.status_for(err))
@@ -206,18 +144,23 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
     return _report(outcome)
 
 
-def _record(cfg: DictConfig, container: dict[str, Any], uri: str, exp_id: str, name: str,
-            tags: dict[str, Any], params: dict[str, str], job_dir: Optional[Path],
-            trained: Optional[History]) -> Outcome:
+def _record(cfg: DictConfig, container: dict[str, Any], uri: str, exp_id: str, rec: record.RunRecord,
+            job_dir: Optional[Path], trained: Optional[History]) -> Outcome:
     """Train (unless ``trained`` is given), diagnose and write one run."""
-    with tracking.run(uri, exp_id, name, tags, params) as rl:
+    with tracking.run(uri, exp_id, rec.name, rec.tags, rec.params) as rl:
         history = trained if trained is not None else \
             train(cfg, on_flush=rl.log_epochs, flush_every_s=cfg.tracking.flush_every_s)
         diagnosis = label(container, history)
-        rl.add(tags=outcome_tags(diagnosis, history), texts=config_texts(container, hydra_files(job_dir)))
-        sent = rl.sent_epochs
-        rl.queue_epochs(sent, {k: v[sent:] for k, v in history.metrics.items()})
-    return Outcome(name, history, diagnosis, rl.run_id)
+        write(rl, record.complete(rec, container, history, diagnosis, hydra_files(job_dir)))
+    return Outcome(rec.name, history, diagnosis, rl.run_id)
+
+
+def write(rl: tracking.RunLog, rec: record.RunRecord) -> None:
+    """Queue what a run's record holds beyond what the run log already sent (its identity went
+    in when it opened; a long run's first epochs went while it trained)."""
+    sent = rl.sent_epochs
+    rl.add(tags=rec.end_tags, texts=rec.texts)
+    rl.queue_epochs(sent, {k: v[sent:] for k, v in rec.metrics.items()})
 
 
 def apply_fix(overrides: list[str], fix: str) -> list[str]:

@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -96,6 +95,10 @@ def main() -> None:
         code = EXIT_FAILED
     if code == EXIT_FAILED and results:
         message = f"{sum(r.failed for r in results)} job(s) failed; see the summary above"
+    stopping.hold()
+    if code == 0 and stopping.requested() is not None:  # stopped while closing: done, but say so
+        stop = stopping.as_stopped(KeyboardInterrupt())
+        code, message = stopping.exit_code(stop), "interrupted" if stop.signum == signal.SIGINT else "terminated"
     if message:
         print(f"error: {message}", file=sys.stderr)
     sys.exit(code)

@@ -15,6 +15,7 @@ from typing import Iterator, Optional
 
 _requested: Optional[int] = None  # the signal number of the first request
 _deferred = 0  # depth of the regions that call check() themselves
+_held = False  # the command is ending: a signal is only recorded
 
 
 class Stopped(KeyboardInterrupt):
@@ -34,7 +35,7 @@ def install() -> None:
 
 def _handle(signum: int, frame: object) -> None:
     first = request(signum)
-    if _deferred and first:
+    if _held or (_deferred and first):
         return  # the region stops at its next check(); a second signal does not wait
     raise Stopped(signum)
 
@@ -73,6 +74,13 @@ def deferred() -> Iterator[None]:
         check()
 
 
+def hold() -> None:
+    """From now on a signal is only recorded: the command has done its work and is exiting (an
+    interrupt raised while Python shuts down would kill it with a traceback)."""
+    global _held
+    _held = True
+
+
 def is_stop(error: Optional[BaseException]) -> bool:
     """True when ``error`` is the stop, or was raised after one was requested (a wait the signal
     cut short: sqlite3 reports it as 'database is locked')."""
@@ -100,5 +108,5 @@ def exit_code(error: Stopped) -> int:
 
 def reset() -> None:
     """Forget a request (a process that handles several commands, e.g. tests)."""
-    global _requested, _deferred
-    _requested, _deferred = None, 0
+    global _requested, _deferred, _held
+    _requested, _deferred, _held = None, 0, False

@@ -56,8 +56,8 @@ def write_runs(store: Any, logs: Sequence[Any], status: Optional[str]) -> None:
     """Create the runs of ``logs`` (not yet in the store) with everything pending, in one
     transaction through MLflow's own table models, as ``create_run`` + ``log_batch`` +
     ``set_terminated`` would leave them (``status`` None: left RUNNING). MLflow's
-    ``log_batch`` builds an ORM object per value and costs ~0.1 s per 1000 metrics, which
-    would dominate a sweep of tiny loops."""
+    ``log_batch`` builds an ORM object per value, which would dominate a sweep of tiny
+    loops (benchmarks/README.md has the figures)."""
     from mlflow.entities import LifecycleStage, RunStatus, SourceType
     from mlflow.exceptions import MlflowException
     from mlflow.store.tracking.dbmodels.models import (

@@ -13,8 +13,8 @@ log = logging.getLogger(__name__)
 
 def seed_file(path: Path) -> bool:
     """Start a new local SQLite store at ``path`` as a copy of an empty one this MLflow version made before
-    (kept in ~/.cache/sweeps): MLflow creates a store by running its ~60 schema migrations,
-    2-3 s here, every time. The copy is what MLflow would have made, its Default experiment
+    (kept in ~/.cache/sweeps): MLflow creates a store by running its ~60 schema migrations
+    every time. The copy is what MLflow would have made, its Default experiment
     pointing where MLflow would point it from here. Returns True when it seeded the store.
     SWEEPS_NO_STORE_TEMPLATE=1 turns it off."""
     if os.environ.get("SWEEPS_NO_STORE_TEMPLATE") or path.exists() \

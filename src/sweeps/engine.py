@@ -49,7 +49,8 @@ def unsupported(cfg: Any) -> Optional[str]:
     """Why ``cfg`` cannot be trained by the engine (one line), or None when it can.
 
     A config that fails validation or names a missing device is unsupported, so the caller
-    runs it the sequential way, which reports the problem as it always does.
+    runs it the sequential way, which reports the problem as it always does; so is one with
+    a field the engine does not implement (not in HANDLED), which the loop trains.
     """
     try:
         if isinstance(cfg, (DictConfig, Mapping)):
@@ -59,10 +60,10 @@ def unsupported(cfg: Any) -> Optional[str]:
         lr_at(0, p.optimizer.lr, p.train)
     except (ConfigError, KeyError, AttributeError, TypeError) as err:
         return str(err) or type(err).__name__
-    for group, names in HANDLED.items():
-        for key in vars(getattr(p, group)):
-            if key not in names:
-                return f"{group}.{key}: a field the engine does not implement"
+    unknown = [f"{group}.{key}" for group, names in HANDLED.items()
+               for key in vars(getattr(p, group)) if key not in names]
+    if unknown:
+        return f"{', '.join(unknown)}: not implemented by the engine"
     if p.model.name not in MODELS:
         return f"model.name={p.model.name!r}: the engine runs {list(MODELS)}"
     if p.optimizer.name not in FAMILY:

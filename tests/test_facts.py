@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 import torch
@@ -69,7 +71,8 @@ DEFAULT_PARAMS = {
     "tracking.experiment": "None", "tracking.flush_every_s": "5.0", "train.clip_grad_norm": "None",
     "train.device": "auto", "train.dtype": "float32", "train.early_stop": "False",
     "train.epochs": "200", "train.lr_gamma": "0.1", "train.lr_schedule": "constant",
-    "train.lr_step_size": "50", "train.patience": "20", "train.seed": "0", "train.zero_grad": "True",
+    "train.lr_step_size": "50", "train.patience": "20", "train.seed": "0",
+    "train.zero_grad": "True",
 }
 
 DEFAULT_YAML = """\
@@ -155,7 +158,8 @@ SINGLE_CHANGES = {"model.init": "default", "train.dtype": "float64", "train.epoc
                   "model": "linear", "optimizer": "sgd", "tracking": "default", "train": "default"}
 SINGLE_YAML = DEFAULT_YAML.replace("  init: zeros", "  init: default") \
     .replace("  dtype: float32", "  dtype: float64").replace("  epochs: 200", "  epochs: 3") \
-    .replace("  plots: true", "  plots: false").replace("  output_dir: outputs", "  output_dir: OUT")
+    .replace("  plots: true", "  plots: false") \
+    .replace("  output_dir: outputs", "  output_dir: OUT")
 
 
 def test_the_cli_stores_what_it_stored_before(cli):
@@ -172,12 +176,12 @@ def test_the_cli_stores_what_it_stored_before(cli):
             single = r
     assert got == SWEEP_RUNS
     out = str(cli.store.parent)
-    assert (single.info.run_name, single.data.tags["sweeps.config_hash"]) == (SINGLE_NAME, SINGLE_HASH)
+    assert single.info.run_name == SINGLE_NAME
+    assert single.data.tags["sweeps.config_hash"] == SINGLE_HASH
     params = {k: v.replace(out, "OUT") for k, v in single.data.params.items()}
     assert params == {**DEFAULT_PARAMS, **SINGLE_CHANGES}
-    text = (client.download_artifacts(single.info.run_id, "config.yaml"))
-    with open(text) as f:
-        assert f.read().replace(out, "OUT") == SINGLE_YAML
+    path = Path(client.download_artifacts(single.info.run_id, "config.yaml"))
+    assert path.read_text().replace(out, "OUT") == SINGLE_YAML
 
 
 # --- the Names themselves ------------------------------------------------------------------------
@@ -185,7 +189,7 @@ def test_the_cli_stores_what_it_stored_before(cli):
 
 def test_the_schemas_name_fields_and_their_allowed_names():
     typed = {f"{g}.{f}": t for g, schema in SCHEMAS.items()
-             for f, t in __import__("typing").get_type_hints(schema).items()
+             for f, t in get_type_hints(schema).items()
              if isinstance(t, type) and issubclass(t, Names)}
     assert typed == {"optimizer.name": OptimizerName, "model.name": ModelName, "model.init": Init,
                      "train.dtype": Dtype, "train.lr_schedule": Schedule}
@@ -204,7 +208,8 @@ def test_a_member_reads_as_its_plain_string(member):
     assert (str(member), f"{member}", f"{member:>3}", repr(member)) == \
         (text, text, f"{text:>3}", repr(text))
     assert json.dumps({"k": member}) == json.dumps({"k": text})
-    assert dump_yaml({"k": member}) == yaml.safe_dump({"k": text})
+    assert dump_yaml({"k": member, "again": member}) == yaml.safe_dump({"k": text, "again": text})
+    # (no YAML anchors either, though the same member object appears twice)
     assert pickle.loads(pickle.dumps(member)) is member  # jobs sent to other processes
 
 

@@ -1,5 +1,6 @@
-"""Typed config schemas (one dataclass per Hydra config group) and the value checks
-that types alone cannot express. YAML under conf/ holds the values; this module holds the types.
+"""Typed config schemas (one dataclass per Hydra config group, the allowed names as Enums), the
+value checks that types alone cannot express, and the facts a config implies (parameter count,
+momentum). YAML under conf/ holds the values; this module holds the types.
 """
 
 from __future__ import annotations
@@ -16,14 +17,10 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
-
-
 class Names(str, Enum):
     """Base of the allowed names. OmegaConf converts a YAML or override string to a member by
-    its name (an unknown name fails at compose time); a member is its plain string everywhere
-    text is made -- ``str``, f-strings, ``repr``, JSON, YAML, MLflow params -- so configs,
-    hashes and messages read as they did when these fields were strings. Name == value."""
+    its name (an unknown name fails at compose time); a member reads as its plain string in
+    ``str``, f-strings, ``repr``, JSON, YAML and MLflow params, as when these fields were str."""
 
     def __str__(self) -> str:
         return str.__str__(self)
@@ -94,16 +91,16 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: ModelName = ModelName.linear  # linear | poly | mlp
+    name: ModelName = ModelName.linear  # which model (see ModelName)
     degree: int = 1  # poly: highest power of x fed to the linear layer
     hidden: int = 32  # mlp: width of each hidden layer
     layers: int = 2  # mlp: number of hidden layers
-    init: Init = Init.zeros  # zeros (the worked example: w = b = 0) | default (torch's init)
+    init: Init = Init.zeros  # how its parameters start (see Init)
 
 
 @dataclass
 class OptimizerConfig:
-    name: OptimizerName = OptimizerName.sgd  # sgd | momentum | adam | rmsprop
+    name: OptimizerName = OptimizerName.sgd  # which update rule (see OptimizerName)
     lr: float = 0.03  # learning rate (step size), > 0
     momentum: float = 0.0  # momentum coefficient (sgd/momentum/rmsprop), in [0, 1)
     weight_decay: float = 0.0  # L2 penalty added by the optimizer, >= 0
@@ -118,10 +115,10 @@ class TrainConfig:
     epochs: int = 200  # full-batch passes over the training data, >= 1
     seed: int = 0  # seeds data, init and torch; same seed -> same numbers on CPU
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    dtype: Dtype = Dtype.float32  # float32 | float64
+    dtype: Dtype = Dtype.float32  # floating dtype of data, parameters and arithmetic
     zero_grad: bool = True  # call optimizer.zero_grad() each epoch; false lets gradients accumulate
     clip_grad_norm: Optional[float] = None  # clip the total gradient norm to this value; null = off
-    lr_schedule: Schedule = Schedule.constant  # constant | step | cosine | exponential
+    lr_schedule: Schedule = Schedule.constant  # lr as a function of the epoch (see Schedule)
     lr_gamma: float = 0.1  # step/exponential: decay factor (per step_size epochs / per epoch)
     lr_step_size: int = 50  # step: epochs between decays
     early_stop: bool = False  # stop when val_loss has not improved for `patience` epochs
@@ -238,7 +235,8 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "model.hidden": (lambda v: v >= 1, "an integer >= 1"),
     "model.layers": (lambda v: v >= 1, "an integer >= 1"),
     "train.epochs": (lambda v: v >= 1, "an integer >= 1"),
-    "train.device": (lambda v: bool(DEVICE_PATTERN.match(v)), "auto, cpu, cuda, cuda:N or mps"),
+    "train.device": (lambda v: bool(re.match(r"^(auto|cpu|cuda|cuda:\d+|mps)$", v)),
+                     "auto, cpu, cuda, cuda:N or mps"),
     "train.clip_grad_norm": (lambda v: v is None or (_finite(v) and v > 0), "null or a number > 0"),
     "train.lr_gamma": (lambda v: _finite(v) and 0 < v <= 1, "a number in (0, 1]"),
     "train.lr_step_size": (lambda v: v >= 1, "an integer >= 1"),
@@ -308,7 +306,8 @@ def training_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def config_hash(cfg: DictConfig | Mapping[str, Any]) -> str:
-    """A stable hash of the training config: equal for runs that must produce equal histories."""
+    """A stable hash of the training config: equal for runs that must produce equal histories.
+    (JSON writes a Names member as the string it is, so the hash is the one of its value.)"""
     blob = json.dumps(training_config(cfg), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -200,6 +200,7 @@ def test_a_field_left_out_of_handled_sends_the_job_to_the_loop(compose_many, mon
 
 
 def test_every_config_option_and_allowed_name_runs_on_the_engine(compose_many):
+    # so a field the engine leaves out of HANDLED cannot quietly send every sweep to the loop
     grid = [(f"{group}={option}", "train.epochs=2") for group, options in GROUPS.items()
             if group in TRAINING_GROUPS for option in options]
     grid += [(f"{key}={member.value}", "train.epochs=2", "model.degree=2")

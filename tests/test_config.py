@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from sweeps.config import config_dir
-from sweeps.config import ConfigError, config_hash, validate
+from sweeps.config import ConfigError, check_value, config_dir, config_hash, validate
+from sweeps.errors import one_line
 
 CONF = Path(config_dir())
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF.iterdir() if g.is_dir()}
@@ -70,13 +71,39 @@ def test_wrong_type_fails_at_compose_time_naming_the_key(make_cfg, override, key
     ("data.noise=-0.5", "data.noise=-0.5: must be a finite number >= 0"),
     ("train.device=gpu", "train.device='gpu': must be auto, cpu, cuda, cuda:N or mps"),
     ("optimizer.momentum=1.0", "optimizer.momentum=1.0: must be a number in [0, 1)"),
-    ("train.lr_schedule=linear", "train.lr_schedule='linear': must be one of"),
 ])
 def test_value_checks_name_key_value_and_allowed(make_cfg, override, message):
     with pytest.raises(ConfigError) as info:
         validate(make_cfg(override))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+BAD_NAMES = [  # the messages as the CLI printed them when these fields were plain strings
+    ("optimizer.name", "adamw",
+     "optimizer.name='adamw': must be one of ['sgd', 'momentum', 'adam', 'rmsprop']"),
+    ("model.name", "cnn", "model.name='cnn': must be one of ['linear', 'poly', 'mlp']"),
+    ("model.init", "ones", "model.init='ones': must be one of ['zeros', 'default']"),
+    ("train.dtype", "float16", "train.dtype='float16': must be one of ['float32', 'float64']"),
+    ("train.lr_schedule", "linear",
+     "train.lr_schedule='linear': must be one of ['constant', 'step', 'cosine', 'exponential']"),
+]
+
+
+@pytest.mark.parametrize("key, value, message", BAD_NAMES)
+def test_bad_name_fails_at_compose_time_naming_key_value_and_allowed(make_cfg, key, value,
+                                                                     message):
+    with pytest.raises(ConfigCompositionException) as info:
+        make_cfg(f"{key}={value}")
+    assert one_line(info.value) == ("config", message)
+    # the same line for a swept value (checked before a multirun starts) and a plain container
+    assert check_value(key, value) == message
+    container = OmegaConf.to_container(make_cfg(), resolve=True)
+    group, field = key.split(".")
+    container[group][field] = value
+    with pytest.raises(ConfigError) as plain:
+        validate(container)
+    assert str(plain.value) == message
 
 
 def test_all_problems_reported_together(make_cfg):

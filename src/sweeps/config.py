@@ -1,5 +1,6 @@
-"""Typed config schemas (one dataclass per Hydra config group) and the value checks
-that types alone cannot express. YAML under conf/ holds the values; this module holds the types.
+"""Typed config schemas (one dataclass per Hydra config group, the allowed names as Enums), the
+value checks that types alone cannot express, and the facts a config implies (parameter count,
+momentum). YAML under conf/ holds the values; this module holds the types.
 """
 
 from __future__ import annotations
@@ -9,17 +10,64 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from enum import Enum
+from typing import Any, Mapping, Optional, get_type_hints
 
 import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
-MODELS = ("linear", "poly", "mlp")
-SCHEDULES = ("constant", "step", "cosine", "exponential")
-DTYPES = ("float32", "float64")
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+class Names(str, Enum):
+    """Base of the allowed names. OmegaConf converts a YAML or override string to a member by
+    its name (an unknown name fails at compose time); a member reads as its plain string in
+    ``str``, f-strings, ``repr``, JSON, YAML and MLflow params, as when these fields were str."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return str.__repr__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
+
+    @classmethod
+    def values(cls) -> list[str]:
+        return [m.value for m in cls]
+
+
+class OptimizerName(Names):
+    sgd = "sgd"  # plain SGD; optimizer.momentum applies as set
+    momentum = "momentum"  # SGD with heavy-ball momentum: optimizer.momentum, DEFAULT_MOMENTUM if 0
+    adam = "adam"
+    rmsprop = "rmsprop"
+
+
+class ModelName(Names):
+    linear = "linear"  # nn.Linear(1, 1)
+    poly = "poly"  # features x..x^degree into one nn.Linear
+    mlp = "mlp"  # `layers` tanh layers of width `hidden`, then nn.Linear(hidden, 1)
+
+
+class Init(Names):
+    zeros = "zeros"  # every parameter starts at 0 (the worked example: w = b = 0)
+    default = "default"  # torch's own nn.Linear init
+
+
+class Schedule(Names):
+    constant = "constant"
+    step = "step"  # lr * lr_gamma ** (epoch // lr_step_size)
+    cosine = "cosine"  # lr * (1 + cos(pi * epoch / epochs)) / 2
+    exponential = "exponential"  # lr * lr_gamma ** epoch
+
+
+class Dtype(Names):
+    float32 = "float32"
+    float64 = "float64"
+
+
+# optimizer=momentum with optimizer.momentum left at 0: the heavy-ball coefficient it uses.
+DEFAULT_MOMENTUM = 0.9
 
 
 class ConfigError(ValueError):
@@ -43,16 +91,16 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "linear"  # linear | poly | mlp
+    name: ModelName = ModelName.linear  # which model (see ModelName)
     degree: int = 1  # poly: highest power of x fed to the linear layer
     hidden: int = 32  # mlp: width of each hidden layer
     layers: int = 2  # mlp: number of hidden layers
-    init: str = "zeros"  # zeros (the worked example: w = b = 0) | default (torch's init)
+    init: Init = Init.zeros  # how its parameters start (see Init)
 
 
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # sgd | momentum | adam | rmsprop
+    name: OptimizerName = OptimizerName.sgd  # which update rule (see OptimizerName)
     lr: float = 0.03  # learning rate (step size), > 0
     momentum: float = 0.0  # momentum coefficient (sgd/momentum/rmsprop), in [0, 1)
     weight_decay: float = 0.0  # L2 penalty added by the optimizer, >= 0
@@ -67,10 +115,10 @@ class TrainConfig:
     epochs: int = 200  # full-batch passes over the training data, >= 1
     seed: int = 0  # seeds data, init and torch; same seed -> same numbers on CPU
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    dtype: str = "float32"  # float32 | float64
+    dtype: Dtype = Dtype.float32  # floating dtype of data, parameters and arithmetic
     zero_grad: bool = True  # call optimizer.zero_grad() each epoch; false lets gradients accumulate
     clip_grad_norm: Optional[float] = None  # clip the total gradient norm to this value; null = off
-    lr_schedule: str = "constant"  # constant | step | cosine | exponential
+    lr_schedule: Schedule = Schedule.constant  # lr as a function of the epoch (see Schedule)
     lr_gamma: float = 0.1  # step/exponential: decay factor (per step_size epochs / per epoch)
     lr_step_size: int = 50  # step: epochs between decays
     early_stop: bool = False  # stop when val_loss has not improved for `patience` epochs
@@ -108,22 +156,71 @@ class Config:
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
+# The schema of each config group, by group name.
+SCHEMAS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optimizer": OptimizerConfig,
+                            "train": TrainConfig, "tracking": TrackingConfig}
+
+
 def register_configs() -> None:
     """Register the schemas so each group's YAML files extend (and are checked against) them."""
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
-    cs.store(group="data", name="data_schema", node=DataConfig)
-    cs.store(group="model", name="model_schema", node=ModelConfig)
-    cs.store(group="optimizer", name="optimizer_schema", node=OptimizerConfig)
-    cs.store(group="train", name="train_schema", node=TrainConfig)
-    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+    for group, schema in SCHEMAS.items():
+        cs.store(group=group, name=f"{group}_schema", node=schema)
+
+
+# --- what a config trains ------------------------------------------------------------------
+
+
+def linear_layers(model: Any) -> list[tuple[int, int]]:
+    """(inputs, outputs) of each nn.Linear of the model a ``model`` config node describes,
+    from input to output: what sweeps.model builds (tanh between an mlp's layers)."""
+    if model.name == ModelName.linear:
+        return [(1, 1)]
+    if model.name == ModelName.poly:
+        return [(model.degree, 1)]
+    if model.name == ModelName.mlp:
+        widths = [1] + [model.hidden] * model.layers + [1]
+        return list(zip(widths[:-1], widths[1:]))
+    raise ConfigError(f"model.name={model.name!r}: must be {allowed('model.name')}")
+
+
+def n_params(model: Any) -> int:
+    """Trainable parameters (weights and biases) of the model a ``model`` config node describes."""
+    return sum(n_in * n_out + n_out for n_in, n_out in linear_layers(model))
+
+
+def momentum_of(optimizer: Any) -> float:
+    """The momentum coefficient an ``optimizer`` config node trains with: optimizer.momentum,
+    or DEFAULT_MOMENTUM for optimizer=momentum left at 0 (adam ignores it)."""
+    if optimizer.name == OptimizerName.momentum:
+        return optimizer.momentum or DEFAULT_MOMENTUM
+    return optimizer.momentum
 
 
 # --- value checks --------------------------------------------------------------------------
 
-# key -> (predicate on the value, what is allowed). Types are checked by OmegaConf at compose time.
+
+def _name_checks() -> dict[str, tuple[Any, str]]:
+    """A check for every field typed with Names: the value is one of its names. OmegaConf
+    enforces this at compose time; this covers plain containers and swept values."""
+    out: dict[str, tuple[Any, str]] = {}
+    for group, schema in SCHEMAS.items():
+        for key, kind in get_type_hints(schema).items():
+            if isinstance(kind, type) and issubclass(kind, Names):
+                names = kind.values()
+                out[f"{group}.{key}"] = (lambda v, names=names: v in names, f"one of {names}")
+    return out
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# key -> (predicate on the value, what is allowed). Types are checked by OmegaConf at compose
+# time; the allowed names come from the schemas' Names fields, first.
 _CHECKS: dict[str, tuple[Any, str]] = {
-    "optimizer.name": (lambda v: v in OPTIMIZERS, f"one of {list(OPTIMIZERS)}"),
+    **_name_checks(),
     "optimizer.lr": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
     "optimizer.momentum": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
     "optimizer.weight_decay": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
@@ -134,25 +231,18 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "data.noise": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
     "data.n_train": (lambda v: v >= 2, "an integer >= 2"),
     "data.n_val": (lambda v: v >= 1, "an integer >= 1"),
-    "model.name": (lambda v: v in MODELS, f"one of {list(MODELS)}"),
     "model.degree": (lambda v: 1 <= v <= 20, "an integer in [1, 20]"),
     "model.hidden": (lambda v: v >= 1, "an integer >= 1"),
     "model.layers": (lambda v: v >= 1, "an integer >= 1"),
-    "model.init": (lambda v: v in ("zeros", "default"), "one of ['zeros', 'default']"),
     "train.epochs": (lambda v: v >= 1, "an integer >= 1"),
-    "train.device": (lambda v: bool(DEVICE_PATTERN.match(v)), "auto, cpu, cuda, cuda:N or mps"),
-    "train.dtype": (lambda v: v in DTYPES, f"one of {list(DTYPES)}"),
+    "train.device": (lambda v: bool(re.match(r"^(auto|cpu|cuda|cuda:\d+|mps)$", v)),
+                     "auto, cpu, cuda, cuda:N or mps"),
     "train.clip_grad_norm": (lambda v: v is None or (_finite(v) and v > 0), "null or a number > 0"),
-    "train.lr_schedule": (lambda v: v in SCHEDULES, f"one of {list(SCHEDULES)}"),
     "train.lr_gamma": (lambda v: _finite(v) and 0 < v <= 1, "a number in (0, 1]"),
     "train.lr_step_size": (lambda v: v >= 1, "an integer >= 1"),
     "train.patience": (lambda v: v >= 1, "an integer >= 1"),
     "tracking.flush_every_s": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
 }
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def allowed(key: str) -> Optional[str]:
@@ -216,7 +306,8 @@ def training_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def config_hash(cfg: DictConfig | Mapping[str, Any]) -> str:
-    """A stable hash of the training config: equal for runs that must produce equal histories."""
+    """A stable hash of the training config: equal for runs that must produce equal histories.
+    (JSON writes a Names member as the string it is, so the hash is the one of its value.)"""
     blob = json.dumps(training_config(cfg), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -229,11 +320,15 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(v, Mapping):
             out.update(flatten(v, key + "."))
         else:
-            out[key] = v
+            out[key] = v.value if isinstance(v, Names) else v
     return out
 
 
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Safe YAML, with a Names member written as its plain string."""
+
+
+_Dumper.add_multi_representer(Names, lambda dumper, v: dumper.represent_str(v.value))
 
 
 def dump_yaml(data: Any) -> str:

@@ -14,15 +14,31 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from sweeps.config import ConfigError, validate
+from sweeps.config import (ConfigError, ModelName, OptimizerName, linear_layers, momentum_of,
+                           validate)
 from sweeps.data import make_data
-from sweeps.loop import LINEAR_METRICS, METRICS, History, lr_at, plain, resolve_device
+from sweeps.loop import (LINEAR_METRICS, METRICS, TORCH_DTYPES, History, lr_at, plain,
+                         resolve_device, torch_dtype)
 from sweeps.model import build_model
 
-# Optimizers the engine implements, by the update rule they share (momentum is SGD + 0.9).
-FAMILY = {"sgd": "sgd", "momentum": "sgd", "adam": "adam", "rmsprop": "rmsprop"}
-MODELS = ("linear", "poly", "mlp")
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# Optimizers the engine implements, by the update rule they share (momentum is SGD whose
+# coefficient is sweeps.config.momentum_of's).
+FAMILY = {OptimizerName.sgd: OptimizerName.sgd, OptimizerName.momentum: OptimizerName.sgd,
+          OptimizerName.adam: OptimizerName.adam, OptimizerName.rmsprop: OptimizerName.rmsprop}
+MODELS = tuple(ModelName)  # models the engine implements
+DTYPES = TORCH_DTYPES  # dtypes the engine implements
+# The config fields the engine implements, by training group: each is a per-run tensor or part
+# of group_key (data.name is only a label). A config with any other field (one a schema gained
+# later) is unsupported, so it runs in the sequential loop until the engine implements the field
+# and lists it here; tests/test_engine.py checks this list against the schemas.
+HANDLED = {
+    "data": ("name", "slope", "intercept", "noise", "n_train", "n_val", "x_low", "x_high",
+             "normalize", "seed"),
+    "model": ("name", "degree", "hidden", "layers", "init"),
+    "optimizer": ("name", "lr", "momentum", "weight_decay", "beta1", "beta2", "alpha", "eps"),
+    "train": ("epochs", "seed", "device", "dtype", "zero_grad", "clip_grad_norm", "lr_schedule",
+              "lr_gamma", "lr_step_size", "early_stop", "patience"),
+}
 STOP_REASONS = ("completed", "non_finite", "early_stop")  # codes 0, 1, 2 on the device
 
 
@@ -33,7 +49,8 @@ def unsupported(cfg: Any) -> Optional[str]:
     """Why ``cfg`` cannot be trained by the engine (one line), or None when it can.
 
     A config that fails validation or names a missing device is unsupported, so the caller
-    runs it the sequential way, which reports the problem as it always does.
+    runs it the sequential way, which reports the problem as it always does; so is one with
+    a field the engine does not implement (not in HANDLED), which the loop trains.
     """
     try:
         if isinstance(cfg, (DictConfig, Mapping)):
@@ -43,6 +60,10 @@ def unsupported(cfg: Any) -> Optional[str]:
         lr_at(0, p.optimizer.lr, p.train)
     except (ConfigError, KeyError, AttributeError, TypeError) as err:
         return str(err) or type(err).__name__
+    unknown = [f"{group}.{key}" for group, names in HANDLED.items()
+               for key in vars(getattr(p, group)) if key not in names]
+    if unknown:
+        return f"{', '.join(unknown)}: not implemented by the engine"
     if p.model.name not in MODELS:
         return f"model.name={p.model.name!r}: the engine runs {list(MODELS)}"
     if p.optimizer.name not in FAMILY:
@@ -64,9 +85,8 @@ def group_key(cfg: Any, device: Any = None) -> Hashable:
     is a per-run tensor."""
     p = plain(cfg)
     m = p.model
-    shape = {"linear": (), "poly": (m.degree,), "mlp": (m.hidden, m.layers)}[m.name]
-    return (m.name, shape, FAMILY[p.optimizer.name], p.train.epochs, p.data.n_train,
-            p.data.n_val, str(_device(p, device)), p.train.dtype)
+    return (m.name, tuple(linear_layers(m)), FAMILY[p.optimizer.name], p.train.epochs,
+            p.data.n_train, p.data.n_val, str(_device(p, device)), p.train.dtype)
 
 
 def train_batch(cfgs: Sequence[Any], device: Any = None) -> list[History]:
@@ -105,7 +125,7 @@ SMALL_WORK = 32768
 
 def _work(runs: Sequence[SimpleNamespace]) -> int:
     m = runs[0].model
-    width = {"linear": 1, "poly": m.degree, "mlp": m.hidden}[m.name]
+    width = max(max(shape) for shape in linear_layers(m))
     return len(runs) * max(runs[0].data.n_train, runs[0].data.n_val) * width
 
 
@@ -157,7 +177,7 @@ def _init_params(runs: Sequence[SimpleNamespace], dtype: torch.dtype, device: to
 
 def _features(kind: str, x: Tensor, degree: int) -> Tensor:
     """What the first nn.Linear sees: x, or PolyFeatures' [x, x^2, ..., x^degree]."""
-    if kind != "poly":
+    if kind != ModelName.poly:
         return x
     return x.pow(torch.arange(1, degree + 1, device=x.device).to(x.dtype))
 
@@ -183,7 +203,7 @@ def _loss_and_grads(kind: str, params: list[Tensor], feats: Tensor, y: Tensor
     """Per-run training loss (N,) and its gradients. The affine models (linear, poly) use the
     closed form of nn.Linear + MSELoss backward (fewer ops); the MLP uses autograd, where
     summing the per-run losses keeps each run's gradient its own."""
-    if kind != "mlp":
+    if kind != ModelName.mlp:
         diff = _layers(params, feats) - y
         go = diff * (2.0 / y.shape[1])  # dMSE/dpred
         grad_w = torch.bmm(go.transpose(1, 2), feats)  # (N, 1, d), as weight
@@ -211,15 +231,15 @@ class _Optimizer:
         self.any_wd = any(o.weight_decay != 0 for o in opts)
         self.state: dict[str, list[Tensor]] = {}
         self.use_m, self.has_m = False, None
-        if family in ("sgd", "rmsprop"):
-            mom = [(o.momentum or 0.9) if o.name == "momentum" else o.momentum for o in opts]
+        if family in (OptimizerName.sgd, OptimizerName.rmsprop):
+            mom = [momentum_of(o) for o in opts]
             self.m = col(mom)
             self.use_m = any(v > 0 for v in mom)
             # torch keeps no buffer for momentum 0: with mixed runs those take the plain update
             self.has_m = self.m > 0 if self.use_m and not all(v > 0 for v in mom) else None
             if self.use_m:
                 self.state["momentum_buffer"] = zeros()
-        if family == "adam":
+        if family == OptimizerName.adam:
             b1 = torch.tensor([o.beta1 for o in opts], dtype=torch.float64)
             b2 = torch.tensor([o.beta2 for o in opts], dtype=torch.float64)
             steps = torch.arange(1, lr64.shape[0] + 1, dtype=torch.float64).unsqueeze(1)
@@ -230,7 +250,7 @@ class _Optimizer:
             self.one_minus_b2 = col((1 - b2).tolist())
             self.eps = col([o.eps for o in opts])
             self.state.update(exp_avg=zeros(), exp_avg_sq=zeros())
-        if family == "rmsprop":
+        if family == OptimizerName.rmsprop:
             self.alpha = col([o.alpha for o in opts])
             self.one_minus_alpha = col([1 - o.alpha for o in opts])
             self.eps = col([o.eps for o in opts])
@@ -244,14 +264,14 @@ class _Optimizer:
         for i, (p, g) in enumerate(zip(params, grads)):
             r = lambda v: _per_run(v, p)  # noqa: E731 - (N,) -> broadcastable over p
             d = torch.addcmul(g, r(self.wd), p) if self.any_wd else g  # L2 penalty, not in .grad
-            if self.family == "sgd":
+            if self.family == OptimizerName.sgd:
                 step = d
                 if self.use_m:  # buf = m * buf + d (buf = d on the first step: it starts at 0)
                     buf = r(self.m) * self.state["momentum_buffer"][i] + d
                     step = buf if self.has_m is None else torch.where(r(self.has_m), buf, d)
                     new_state["momentum_buffer"].append(step)
                 new_params.append(torch.addcmul(p, r(-lr), step))  # p.add_(step, alpha=-lr)
-            elif self.family == "adam":
+            elif self.family == OptimizerName.adam:
                 m = torch.lerp(self.state["exp_avg"][i], d, r(self.one_minus_b1))
                 v = torch.addcmul(r(self.b2) * self.state["exp_avg_sq"][i],
                                   r(self.one_minus_b2) * d, d)
@@ -289,7 +309,7 @@ def _train_group(runs: Sequence[SimpleNamespace], device: torch.device) -> list[
     numbers of the others."""
     start = time.perf_counter()
     n_runs, tc = len(runs), runs[0].train
-    epochs, kind, dtype = tc.epochs, runs[0].model.name, DTYPES[tc.dtype]
+    epochs, kind, dtype = tc.epochs, runs[0].model.name, torch_dtype(tc.dtype)
     x_tr, y_tr, x_va, y_va = _stack_data(runs, dtype, device)
     f_tr, f_va = (_features(kind, x, runs[0].model.degree) for x in (x_tr, x_va))
     params = _init_params(runs, dtype, device)
@@ -340,7 +360,7 @@ def _train_group(runs: Sequence[SimpleNamespace], device: torch.device) -> list[
         with torch.no_grad():
             val = _mse(_layers(params, f_va), y_va)
         row = [loss, val, norm, lr[epoch]]
-        if kind == "linear":
+        if kind == ModelName.linear:
             row += [params[0].view(n_runs), params[1].view(n_runs)]
         rows.append(torch.stack(row))
         alive_rows.append(alive)
@@ -359,7 +379,7 @@ def _train_group(runs: Sequence[SimpleNamespace], device: torch.device) -> list[
         if epoch % sync_every == sync_every - 1 and not bool(alive.any()):
             break
 
-    names = METRICS + (LINEAR_METRICS if kind == "linear" else ())
+    names = METRICS + (LINEAR_METRICS if kind == ModelName.linear else ())
     return _histories(rows, alive_rows, reason, names, epochs, device,
                       seconds=(time.perf_counter() - start) / n_runs)
 

@@ -56,8 +56,8 @@ def _omegaconf(e: BaseException) -> str:
     if m:
         return f"{key}={m.group(1)!r}: must be {what or 'a ' + m.group(2).lower()}"
     m = re.search(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", msg)
-    if m:
-        return f"{key}={m.group(1)!r}: must be one of [{m.group(2)}]"
+    if m:  # a name that is not in the field's Names enum
+        return f"{key}={m.group(1)!r}: must be {what or f'one of [{m.group(2)}]'}"
     return f"{key}: {msg}"
 
 

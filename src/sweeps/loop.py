@@ -17,12 +17,14 @@ from torch import nn
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeps.config import TRAINING_GROUPS, ConfigError
+from sweeps.config import (TRAINING_GROUPS, ConfigError, Dtype, OptimizerName, Schedule, allowed,
+                           momentum_of)
 from sweeps.data import make_data
 from sweeps.model import build_model, linear_wb
 
 METRICS = ("train_loss", "val_loss", "grad_norm", "lr")
 LINEAR_METRICS = ("w", "b")
+TORCH_DTYPES = {Dtype.float32: torch.float32, Dtype.float64: torch.float64}
 
 
 @dataclass
@@ -85,36 +87,46 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype ``train.dtype`` names.
+
+    Raises:
+        ConfigError: a name that is not a Dtype.
+    """
+    if name not in TORCH_DTYPES:
+        raise ConfigError(f"train.dtype={name!r}: must be {allowed('train.dtype')}")
+    return TORCH_DTYPES[name]
+
+
 def lr_at(epoch: int, lr: float, train: Any) -> float:
     """Learning rate of ``epoch`` under ``train.lr_schedule`` (a pure function of the epoch)."""
     kind = train.lr_schedule
-    if kind == "constant":
+    if kind == Schedule.constant:
         return lr
-    if kind == "step":
+    if kind == Schedule.step:
         return lr * train.lr_gamma ** (epoch // train.lr_step_size)
-    if kind == "exponential":
+    if kind == Schedule.exponential:
         return lr * train.lr_gamma**epoch
-    if kind == "cosine":
+    if kind == Schedule.cosine:
         return 0.5 * lr * (1 + math.cos(math.pi * epoch / train.epochs))
-    raise ConfigError(f"train.lr_schedule={kind!r}: must be one of constant, step, cosine, exponential")
+    raise ConfigError(f"train.lr_schedule={kind!r}: must be {allowed('train.lr_schedule')}")
 
 
 def make_optimizer(params: Any, opt: Any) -> torch.optim.Optimizer:
     """The torch optimizer named by the ``optimizer`` config node."""
-    if opt.name == "sgd":
-        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
-    if opt.name == "momentum":
-        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum or 0.9, weight_decay=opt.weight_decay)
-    if opt.name == "adam":
+    name, mom = opt.name, momentum_of(opt)
+    if name in (OptimizerName.sgd, OptimizerName.momentum):
+        return torch.optim.SGD(params, lr=opt.lr, momentum=mom, weight_decay=opt.weight_decay)
+    if name == OptimizerName.adam:
         return torch.optim.Adam(
             params, lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps, weight_decay=opt.weight_decay
         )
-    if opt.name == "rmsprop":
+    if name == OptimizerName.rmsprop:
         return torch.optim.RMSprop(
-            params, lr=opt.lr, alpha=opt.alpha, eps=opt.eps, momentum=opt.momentum,
+            params, lr=opt.lr, alpha=opt.alpha, eps=opt.eps, momentum=mom,
             weight_decay=opt.weight_decay,
         )
-    raise ConfigError(f"optimizer.name={opt.name!r}: must be one of sgd, momentum, adam, rmsprop")
+    raise ConfigError(f"optimizer.name={name!r}: must be {allowed('optimizer.name')}")
 
 
 def _collect(rows: list[torch.Tensor], names: tuple[str, ...], history: History) -> bool:
@@ -154,7 +166,7 @@ def train(cfg: Any, on_flush: Optional[Callable[[int, dict[str, list[float]]], N
     cfg = plain(cfg)
     tc = cfg.train
     device = resolve_device(tc.device)
-    dtype = torch.float64 if tc.dtype == "float64" else torch.float32
+    dtype = torch_dtype(tc.dtype)
     torch.manual_seed(tc.seed)  # model init (mlp) draws from the global RNG
     data = make_data(cfg.data, tc.seed, dtype).to(device)
     model = build_model(cfg.model).to(device=device, dtype=dtype)

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sweeps.config import Init, ModelName, linear_layers
+
 
 class PolyFeatures(nn.Module):
     """Map x (n, 1) to [x, x^2, ..., x^degree] (n, degree)."""
@@ -21,25 +23,24 @@ class PolyFeatures(nn.Module):
 
 
 def build_model(model: Any) -> nn.Module:
-    """Build the model named by the ``model`` config node (on the CPU, float32; the loop moves it).
+    """Build the model a ``model`` config node describes (on the CPU, float32; the loop moves
+    it): the nn.Linear layers of ``sweeps.config.linear_layers``, after PolyFeatures for poly
+    and with tanh between them for the mlp.
 
     Raises:
-        ValueError: an unknown ``model.name``.
+        ConfigError: an unknown ``model.name``.
     """
-    if model.name == "linear":
-        net: nn.Module = nn.Linear(1, 1)
-    elif model.name == "poly":
-        net = nn.Sequential(PolyFeatures(model.degree), nn.Linear(model.degree, 1))
-    elif model.name == "mlp":
+    linears = [nn.Linear(n_in, n_out) for n_in, n_out in linear_layers(model)]
+    if model.name == ModelName.linear:
+        net: nn.Module = linears[0]
+    elif model.name == ModelName.poly:
+        net = nn.Sequential(PolyFeatures(model.degree), *linears)
+    else:  # mlp
         layers: list[nn.Module] = []
-        width = 1
-        for _ in range(model.layers):
-            layers += [nn.Linear(width, model.hidden), nn.Tanh()]
-            width = model.hidden
-        net = nn.Sequential(*layers, nn.Linear(width, 1))
-    else:
-        raise ValueError(f"model.name={model.name!r}: must be one of ['linear', 'poly', 'mlp']")
-    if model.init == "zeros":
+        for layer in linears[:-1]:
+            layers += [layer, nn.Tanh()]
+        net = nn.Sequential(*layers, linears[-1])
+    if model.init == Init.zeros:
         with torch.no_grad():
             for p in net.parameters():
                 p.zero_()

@@ -208,3 +208,25 @@ def test_store_locked_by_another_program(cli):
         holder.close()
     assert "is locked by another program" in err
     _no_running(cli.store)
+
+
+def test_help_is_the_tools_own_page(cli, tmp_path):
+    """`sweeps --help` says what the tool does and lists the real options of each group (no
+    schemas), the presets, the four axes' override keys and how to open the results."""
+    from conftest import run_cli
+
+    proc = run_cli(["--help"], tmp_path)
+    text = proc.stdout
+    assert text.startswith("== sweeps ==") and "powered by Hydra" not in text
+    assert "labelled with" in text and "the override that fixes it" in text
+    groups = dict(re.findall(r"^(\w+): (.+)$", text, flags=re.M))
+    assert groups["optimizer"] == "adam, momentum, rmsprop, sgd"
+    assert groups["model"] == "linear, mlp, poly" and groups["data"] == "few, line"
+    assert groups["sweep"] == "diagnostic, smoke"
+    assert "_schema" not in text
+    for key in ("optimizer.lr=", "optimizer=", "data.noise=", "train.zero_grad="):
+        assert re.search(rf"^  {re.escape(key)}", text, flags=re.M), key
+    assert "sweep=diagnostic" in text and "sweep=smoke" in text
+    assert "mlflow ui --backend-store-uri sqlite:///$PWD/outputs/mlflow.db" in text
+    assert "#/experiments/<id>/runs?workflowType=machine_learning" in text
+    assert not (tmp_path / "outputs").exists()  # help runs nothing, writes nothing

@@ -112,11 +112,11 @@ def register_configs() -> None:
     """Register the schemas so each group's YAML files extend (and are checked against) them."""
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
-    cs.store(group="data", name="data_schema", node=DataConfig)
-    cs.store(group="model", name="model_schema", node=ModelConfig)
-    cs.store(group="optimizer", name="optimizer_schema", node=OptimizerConfig)
-    cs.store(group="train", name="train_schema", node=TrainConfig)
-    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+    # At the top level, not in their groups: `sweeps --help` lists a group's options, and a
+    # schema is not one to pick. Each group's YAML files extend theirs as /<group>_schema.
+    for name, node in (("data", DataConfig), ("model", ModelConfig), ("optimizer", OptimizerConfig),
+                       ("train", TrainConfig), ("tracking", TrackingConfig)):
+        cs.store(name=f"{name}_schema", node=node)
 
 
 # --- value checks --------------------------------------------------------------------------

@@ -129,24 +129,23 @@ def swept(params: dict, task_overrides: list[str]) -> list[str]:
 
 
 def experiment_note(experiment: str, grid: list[str], runs: Optional[int], url: Optional[str]) -> str:
-    """The experiment's description (markdown): what a sweep is, its grid, what to type."""
-    open_runs = f"[the runs table]({url.split('/', 3)[-1] if url else ''})" if url else "the runs table"
+    """The experiment's description (markdown): where its runs are (MLflow opens an experiment
+    in its GenAI view, with this text on top), what a sweep is, its grid, what to type."""
+    link = f"[the runs table]({url.split('/', 3)[-1]})" if url else "the runs table"
     lines = [
-        f"**Sweeps of the canonical PyTorch training loop** (experiment `{experiment}`, made by the "
-        "`sweeps` tool). Each launch is a parent run holding the summary and the plots; under it, "
-        "one child run per grid point, labelled with the symptom its loss curve shows "
-        "(`healthy`, `diverged`, `stalled`, `oscillating`, `overfitting`), its likely `cause` and "
-        "the `fix` to apply (tags; the run's description gives the evidence).",
+        f"**Training runs of `sweeps`, not traces: open {link}** (or switch *GenAI* to *Model "
+        "training* at the top left, then *Runs*). Each launch is a parent run with the summary, "
+        "the plots and runs-per-symptom metrics; expand its row for one child run per grid "
+        "point, labelled in the tags `symptom` (`healthy`, `diverged`, `stalled`, `oscillating`, "
+        "`overfitting`), `cause` and `fix` (the run's description gives the evidence).",
         "",
-        f"**Latest grid** ({runs if runs else '?'} runs): " + (" x ".join(f"`{g}`" for g in grid) or "one run"),
+        f"**Latest grid** of experiment `{experiment}` ({runs if runs else '?'} runs): "
+        + (" x ".join(f"`{g}`" for g in grid) or "one run"),
         "",
-        f"**Where to look**: {open_runs} in the *Model training* view (if MLflow shows GenAI's "
-        "Overview, switch the view at the top). Expand a sweep's row to list its runs; add the "
-        "`symptom` column with *Columns*.",
-        "",
+        "- the `symptom` column: *Columns* > Tags > symptom",
         "- only the diverged runs: type `tags.symptom = 'diverged'` in the search box",
         "- every run of every launch, flat: `tags.sweeps.role = 'child'`",
-        "- counts per symptom: *Group by* `tags.symptom`, or the chart view (the parent's "
+        "- counts per symptom: *Group by* `tags.symptom`, or the *Chart* view (the parent's "
         "`runs/<symptom>` metrics)",
     ]
     return "\n".join(lines)

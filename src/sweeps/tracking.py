@@ -862,7 +862,7 @@ def runs_url(uri: str, exp_id: str, port: int = UI_PORT) -> Optional[str]:
     unless the URL says otherwise): on the tracking server itself, without any user:password
     or query, or on ``mlflow ui`` at 127.0.0.1:<port> for a store it opens. None for Databricks."""
     parts = urlsplit(uri)
-    if parts.scheme == "databricks":
+    if parts.scheme == "databricks" or uri == "databricks":
         return None
     if parts.scheme in ("http", "https"):
         host = parts.netloc.rsplit("@", 1)[-1]

@@ -127,9 +127,12 @@ def test_printed_url_lands_on_the_runs_and_their_symptoms(tmp_path):
                 chart = page.get_by_text("runs/diverged", exact=True).first
                 expect(chart).to_be_visible()
                 page.screenshot(path=str(shots / "ui_charts.png"))
-                # ... and, further down, the plots logged on it as images
-                page.get_by_text("Model metrics", exact=True).first.scroll_into_view_if_needed()
-                expect(page.get_by_text("symptom_map_linear", exact=True).first).to_be_attached()
+                # ... and the plots logged on it as images (the chart search finds them)
+                charts = page.get_by_placeholder("Search metric charts")
+                charts.fill("symptom_map")
+                expect(page.get_by_text("symptom_map_linear", exact=True).first).to_be_visible()
+                expect(page.locator("img[src*='symptom_map_linear']").first).to_be_visible()
+                charts.fill("")
                 page.locator("label:has(input[name=runs-view-mode][value=TABLE])").click()
 
                 # 4. A diverged run's page: its description tells the diagnosis and the fix.

@@ -33,8 +33,8 @@ NAME_COL = "[col-id='attributes.`Run Name`']"
 SYMPTOM_COL = "[col-id='tags.`symptom`']"
 # What the summary prints for a local store: the command, then the runs in the Model training view.
 PRINTED = re.compile(r"^  browse: mlflow ui --backend-store-uri (\S+)\n"
-                     r"  then open: http://127\.0\.0\.1:5000(/#/experiments/(\d+)/runs\?workflowType=machine_learning)$",
-                     re.M)
+                     r"  then open: http://127\.0\.0\.1:5000"
+                     r"(/#/experiments/(\d+)/runs\?workflowType=machine_learning)$", re.M)
 
 
 def _row(page, run_id: str, col: str):

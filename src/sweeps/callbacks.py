@@ -165,9 +165,15 @@ class SweepCallback(Callback):
                                       "sweep_dir": str(sweep_dir)}))
         total = count_jobs(config)
         sweep.progress = Progress(str(sweep_dir), total)
-        grid = swept(OmegaConf.to_container(config.hydra.sweeper.get("params") or {}), list(config.hydra.overrides.task))
-        tracking.describe_experiment(uri, exp_id, experiment_note(
-            experiment, [tracking.scrub(g) for g in grid], total, tracking.runs_url(uri, exp_id)))
+        try:  # a description is a courtesy: a store that refuses it does not stop the sweep
+            params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+            grid = swept(OmegaConf.to_container(params) if params else {}, list(config.hydra.overrides.task))
+            tracking.describe_experiment(uri, exp_id, experiment_note(
+                experiment, [tracking.scrub(g) for g in grid], total, tracking.runs_url(uri, exp_id)))
+        except Exception as err:  # noqa: BLE001
+            if tracking.unreachable(err):
+                raise
+            log.warning("could not set the experiment's description: %s", err)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         finish_open_sweeps()
@@ -286,8 +292,7 @@ def _plots(sweep: OpenSweep) -> Optional[str]:
 
 
 def _log_results(sweep: OpenSweep, result: SweepResult, images: list[Path]) -> None:
-    """The parent run's metrics (runs per symptom, best val_loss) and plots as images, for the
-    UI's chart view and run page. A problem is reported, never fatal to the sweep."""
+    """The parent run's metrics and plots as images, for the UI; a problem is only reported."""
     try:
         tracking.log_results(sweep.uri, sweep.parent_id,
                              parent_metrics(result.by_symptom, result.failed, result.best_val_loss), images)

@@ -259,6 +259,13 @@ def test_smoke_sweep_leads_to_its_runs_in_the_ui(cli):
     assert "`optimizer.lr=0.03,1.5`" in described and "`train.zero_grad=true,false`" in described
     assert "tags.symptom = 'diverged'" in described and "tags.symptom" in described
 
+    # sweeps-analyze prints the same way in
+    from conftest import run_cli
+
+    analysed = run_cli(["--tracking-uri", cli.uri, "--experiment", "smoke", "--no-plots",
+                        "--output-root", str(cli.store.parent)], cli.store.parent.parent, module="sweeps.analyze")
+    assert f"  then open: {url}" in analysed.stdout
+
     # A description someone wrote in the UI stays; the tool's own is kept up to date.
     c.set_experiment_tag(exp.experiment_id, "mlflow.note.content", "my notes")
     cli("sweep=smoke", "sweep.resume=false")

@@ -1,7 +1,7 @@
 # Two entry points, both usable on a fresh clone:
 #   make sweep   set up .venv and run the diagnostic sweep into outputs/
 #   make test    set up .venv and run the whole test suite (fast, then slow end-to-end)
-#   make docs    regenerate the README's pictures in docs/ from the diagnostic sweep
+#   make docs    regenerate the README's pictures in docs/ from the diagnostic sweep and the UI test
 # Bring your own torch build (CUDA, ROCm, ...) with TORCH=..., e.g. make sweep TORCH=torch==2.14.1,
 # or install it into .venv first: a torch already importable there is kept.
 PYTHON ?= python3
@@ -38,6 +38,10 @@ docs: setup
 	$(BIN)/sweeps paths.output_dir=outputs/docs    # the worked example, for the fitted-line picture
 	$(BIN)/sweeps-analyze --experiment adhoc --output-root outputs/docs --show 0
 	cp outputs/docs/adhoc/analysis/fitted_line.png outputs/docs/adhoc/analysis/fitted_line.gif docs/
+	# The MLflow UI screenshots: the browser test's (needs /usr/bin/chromium, as .ci/run installs).
+	rm -rf outputs/docs/ui
+	SWEEPS_UI_SCREENSHOTS=$(CURDIR)/outputs/docs/ui $(BIN)/python -m pytest -q -rs -m slow tests/test_ui_browser.py
+	cp outputs/docs/ui/ui_runs.png outputs/docs/ui/ui_charts.png outputs/docs/ui/ui_run.png docs/
 
 # Speed: whole sweeps side by side (see benchmarks/README.md).
 bench: setup

@@ -208,3 +208,65 @@ def test_store_locked_by_another_program(cli):
         holder.close()
     assert "is locked by another program" in err
     _no_running(cli.store)
+
+
+def test_help_is_the_tools_own_page(cli, tmp_path):
+    """`sweeps --help` says what the tool does and lists the real options of each group (no
+    schemas), the presets, the four axes' override keys and how to open the results."""
+    from conftest import run_cli
+
+    proc = run_cli(["--help"], tmp_path)
+    text = proc.stdout
+    assert text.startswith("== sweeps ==") and "powered by Hydra" not in text
+    assert "labelled with" in text and "the override that fixes it" in text
+    groups = dict(re.findall(r"^(\w+): (.+)$", text, flags=re.M))
+    assert groups["optimizer"] == "adam, momentum, rmsprop, sgd"
+    assert groups["model"] == "linear, mlp, poly" and groups["data"] == "few, line"
+    assert groups["sweep"] == "diagnostic, smoke"
+    assert "_schema" not in text
+    for key in ("optimizer.lr=", "optimizer=", "data.noise=", "train.zero_grad="):
+        assert re.search(rf"^  {re.escape(key)}", text, flags=re.M), key
+    assert "sweep=diagnostic" in text and "sweep=smoke" in text
+    assert "mlflow ui --backend-store-uri sqlite:///$PWD/outputs/mlflow.db" in text
+    assert "#/experiments/<id>/runs?workflowType=machine_learning" in text
+    assert not (tmp_path / "outputs").exists()  # help runs nothing, writes nothing
+
+
+def test_smoke_sweep_leads_to_its_runs_in_the_ui(cli):
+    """The summary prints the runs URL of the Model training view; the parent run carries the
+    runs per symptom as metrics and the summary as its markdown description; the experiment
+    describes itself and where to look."""
+    proc = cli("sweep=smoke")
+    c, runs = _runs(cli.uri, "smoke")
+    exp = c.get_experiment_by_name("smoke")
+    url = f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
+    assert f"  browse: mlflow ui --backend-store-uri {cli.uri}\n  then open: {url}" in proc.stdout
+    parent = next(r for r in runs if r.data.tags.get("sweeps.role") == "parent")
+    kids = [r for r in runs if r.data.tags.get("sweeps.role") == "child"]
+    counts = Counter(r.data.tags["symptom"] for r in kids)
+    m = parent.data.metrics
+    for symptom in ("healthy", "diverged", "stalled", "oscillating", "overfitting"):
+        assert m[f"runs/{symptom}"] == counts.get(symptom, 0), symptom
+    assert m["runs/failed"] == 0
+    best = min(r.data.metrics["val_loss"] for r in kids if r.data.tags["symptom"] == "healthy")
+    assert m["best_val_loss"] == pytest.approx(best)
+    note = parent.data.tags["mlflow.note.content"]
+    assert "| symptom | runs | example |" in note
+    for symptom, n in counts.items():
+        assert f"| `{symptom}` | {n} |" in note
+    described = exp.tags["mlflow.note.content"]
+    assert f"(#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning)" in described
+    assert "`optimizer.lr=0.03,1.5`" in described and "`train.zero_grad=true,false`" in described
+    assert "tags.symptom = 'diverged'" in described and "tags.symptom" in described
+
+    # sweeps-analyze prints the same way in
+    from conftest import run_cli
+
+    analysed = run_cli(["--tracking-uri", cli.uri, "--experiment", "smoke", "--no-plots",
+                        "--output-root", str(cli.store.parent)], cli.store.parent.parent, module="sweeps.analyze")
+    assert f"  then open: {url}" in analysed.stdout
+
+    # A description someone wrote in the UI stays; the tool's own is kept up to date.
+    c.set_experiment_tag(exp.experiment_id, "mlflow.note.content", "my notes")
+    cli("sweep=smoke", "sweep.resume=false")
+    assert c.get_experiment(exp.experiment_id).tags["mlflow.note.content"] == "my notes"

@@ -21,6 +21,7 @@ import pandas as pd
 from sweeps import secrets, tracking
 from sweeps.config import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
+from sweeps.progress import where_to_browse
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +377,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         print(report(a, args.show))
         print(f"\nwrote {len(files)} files to {a.output_dir} in {time.perf_counter() - start:.1f} s "
               f"(also artifacts of the sweep's parent run)")
+        print("\n".join(where_to_browse(uri, a.experiment, a.experiment_id)))
         if args.verify_fixes:
             print(verify_report(verify_fixes(a, uri)))
     except ConfigError as err:

@@ -23,7 +23,8 @@ from sweeps.app import PARENT_FILE, store_location
 from sweeps.config import ConfigError, check_value, validate
 from sweeps.diagnose import SYMPTOMS
 from sweeps.loop import resolve_device
-from sweeps.progress import Progress, read_marks
+from sweeps.progress import (Progress, experiment_note, parent_metrics, parent_note, read_marks, swept,
+                             where_to_browse)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class SweepResult:
     errors: list[str]
     examples: dict[str, str] = field(default_factory=dict)  # symptom -> a run name
     best: str = ""  # the healthy run with the lowest final val_loss
+    best_val_loss: Optional[float] = None
 
     @property
     def ok(self) -> bool:
@@ -161,7 +163,17 @@ class SweepCallback(Callback):
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"run_id": parent, "experiment_id": exp_id, "done": done,
                                       "sweep_dir": str(sweep_dir)}))
-        sweep.progress = Progress(str(sweep_dir), count_jobs(config))
+        total = count_jobs(config)
+        sweep.progress = Progress(str(sweep_dir), total)
+        try:  # a description is a courtesy: a store that refuses it does not stop the sweep
+            params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+            grid = swept(OmegaConf.to_container(params) if params else {}, list(config.hydra.overrides.task))
+            tracking.describe_experiment(uri, exp_id, experiment_note(
+                experiment, [tracking.scrub(g) for g in grid], total, tracking.runs_url(uri, exp_id)))
+        except Exception as err:  # noqa: BLE001
+            if tracking.unreachable(err):
+                raise
+            log.warning("could not set the experiment's description: %s", err)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         finish_open_sweeps()
@@ -223,10 +235,14 @@ def _finish(sweep: OpenSweep, error: Optional[BaseException]) -> Optional[SweepR
     if interrupted:
         text += ("\n  interrupted: run the same command again to resume; "
                  "finished runs are skipped, killed and failed ones run again")
+    images = sorted(Path(plots).glob("*.png")) if plots else []
+    _log_results(sweep, result, images)
     tracking.end_parent(
         sweep.uri, sweep.parent_id, status,
         tags={"sweeps.runs": result.total, "sweeps.failed": result.failed,
-              **{f"sweeps.symptom.{k}": v for k, v in result.by_symptom.items()}},
+              **{f"sweeps.symptom.{k}": v for k, v in result.by_symptom.items()},
+              tracking.TAG_NOTE: parent_note(text, result.by_symptom, result.examples, result.best,
+                                             result.errors, [p.name for p in images])},
         texts={"summary.txt": text},
     )
     print(text, flush=True)
@@ -248,6 +264,7 @@ def _result(rows: list[tracking.ChildRow], skipped: int = 0) -> SweepResult:
     return SweepResult(
         examples=examples,
         best=f"{best.name} (val_loss {best.val_loss:.3g})" if best else "",
+        best_val_loss=best.val_loss if best else None,
         total=len(rows),
         finished=sum(r.status == "FINISHED" for r in rows),
         failed=len(failed),
@@ -277,7 +294,7 @@ def summary_text(sweep: OpenSweep, result: SweepResult, seconds: float, plots: O
     lines += [f"  failed: {e}" for e in result.errors]
     if plots:
         lines.append(f"  plots: {plots} (also artifacts of the sweep's parent run)")
-    lines += where_to_browse(sweep.uri, sweep.experiment)
+    lines += where_to_browse(sweep.uri, sweep.experiment, sweep.experiment_id)
     return "\n".join(lines)
 
 
@@ -295,9 +312,10 @@ def _plots(sweep: OpenSweep) -> Optional[str]:
         return None
 
 
-def where_to_browse(uri: str, experiment: str) -> list[str]:
-    shown = tracking.scrub(uri)
-    if shown.startswith(("http://", "https://")):
-        return [f"  store: {shown} (experiment '{experiment}'); open it in a browser"]
-    return [f"  store: {shown} (experiment '{experiment}')",
-            f"  browse: mlflow ui --backend-store-uri {shown}"]
+def _log_results(sweep: OpenSweep, result: SweepResult, images: list[Path]) -> None:
+    """The parent run's metrics and plots as images, for the UI; a problem is only reported."""
+    try:
+        tracking.log_results(sweep.uri, sweep.parent_id,
+                             parent_metrics(result.by_symptom, result.failed, result.best_val_loss), images)
+    except Exception as err:  # noqa: BLE001
+        log.warning("could not log the sweep's metrics and images on its parent run: %s", err)

@@ -165,8 +165,10 @@ def register_configs() -> None:
     """Register the schemas so each group's YAML files extend (and are checked against) them."""
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
+    # At the top level, not in their groups: `sweeps --help` lists a group's options, and a
+    # schema is not one to pick. Each group's YAML files extend theirs as /<group>_schema.
     for group, schema in SCHEMAS.items():
-        cs.store(group=group, name=f"{group}_schema", node=schema)
+        cs.store(name=f"{group}_schema", node=schema)
 
 
 # --- what a config trains ------------------------------------------------------------------

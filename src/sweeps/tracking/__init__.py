@@ -4,7 +4,8 @@
 - ``seed``: new SQLite stores copied from an empty one instead of migrated from scratch;
 - ``runs``: writing a run (RunLog), through MLflow's public API or in bulk;
 - ``bulk``: the same writes and reads straight on MLflow's tables, for tested schemas only;
-- ``read``: reading runs and histories back, writing tags afterwards.
+- ``read``: reading runs and histories back, writing tags afterwards;
+- ``ui``: what lands a user on the results in the MLflow UI (runs URL, descriptions, images).
 """
 
 from sweeps.secrets import scrub
@@ -17,6 +18,7 @@ from sweeps.tracking.store import (
     TAG_ERROR, TAG_HASH, TAG_HOST, TAG_NOTE, TAG_PARENT, TAG_PID, TAG_ROLE, TAG_SWEEP_DIR, ChildRow,
     StoreUnreachable, check_writable, client, default_uri, delete_run, experiment_id,
     local_store_path, resolve_uri, seed_sqlite, set_status, store_unreachable, unreachable)
+from sweeps.tracking.ui import TAG_NOTE_SHA, UI_PORT, describe_experiment, log_results, runs_url
 
 __all__ = [
     "MAX_METRICS_PER_BATCH", "MAX_PARAM_VALUE", "MAX_PARAMS_TAGS_PER_BATCH", "MAX_TAG_VALUE",
@@ -26,4 +28,5 @@ __all__ = [
     "find_experiment", "finish_many", "finished_configs", "histories", "local_store_path",
     "log_dir", "params_for", "repair_stale", "resolve_uri", "run", "scrub", "search_all",
     "seed_sqlite", "set_status", "set_tags", "start_parent", "store_unreachable", "unreachable",
+    "TAG_NOTE_SHA", "UI_PORT", "describe_experiment", "log_results", "runs_url",
 ]

@@ -126,7 +126,7 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
     hc = _hydra()
     choices = dict(hc.runtime.choices) if hc else _choices(overrides)
     rec = record.begin(container, overrides, choices, host=_HOST, pid=os.getpid(), parent=parent,
-                       extra_tags=extra_tags)
+                       extra_tags=extra_tags, trained=trained)
     job_num = (extra_tags or {}).get("sweeps.job_num")
     marks = parent.get("sweep_dir") if parent and job_num is not None else None
     try:
@@ -147,7 +147,7 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
 def _record(cfg: DictConfig, container: dict[str, Any], uri: str, exp_id: str, rec: record.RunRecord,
             job_dir: Optional[Path], trained: Optional[History]) -> Outcome:
     """Train (unless ``trained`` is given), diagnose and write one run."""
-    with tracking.run(uri, exp_id, rec.name, rec.tags, rec.params) as rl:
+    with tracking.run(uri, exp_id, rec.name, rec.tags, rec.params, start_time=rec.start_ms) as rl:
         history = trained if trained is not None else \
             train(cfg, on_flush=rl.log_epochs, flush_every_s=cfg.tracking.flush_every_s)
         diagnosis = label(container, history)
@@ -159,6 +159,7 @@ def write(rl: tracking.RunLog, rec: record.RunRecord) -> None:
     """Queue what a run's record holds beyond what the run log already sent (its identity went
     in when it opened; a long run's first epochs went while it trained)."""
     sent = rl.sent_epochs
+    rl.end_time = rec.end_ms
     rl.add(tags=rec.end_tags, texts=rec.texts)
     rl.queue_epochs(sent, {k: v[sent:] for k, v in rec.metrics.items()})
 

@@ -307,7 +307,7 @@ def _train_group(runs: Sequence[SimpleNamespace], device: torch.device) -> list[
     in its order, each on all runs at once. A run that stops (non-finite loss, early stop)
     keeps its slots frozen from then on, selected with torch.where, so it never touches the
     numbers of the others."""
-    start = time.perf_counter()
+    start, wall_start = time.perf_counter(), time.time()
     n_runs, tc = len(runs), runs[0].train
     epochs, kind, dtype = tc.epochs, runs[0].model.name, torch_dtype(tc.dtype)
     x_tr, y_tr, x_va, y_va = _stack_data(runs, dtype, device)
@@ -381,14 +381,16 @@ def _train_group(runs: Sequence[SimpleNamespace], device: torch.device) -> list[
 
     names = METRICS + (LINEAR_METRICS if kind == ModelName.linear else ())
     return _histories(rows, alive_rows, reason, names, epochs, device,
-                      seconds=(time.perf_counter() - start) / n_runs)
+                      seconds=(time.perf_counter() - start) / n_runs, started=wall_start)
 
 
 def _histories(rows: list[Tensor], alive_rows: list[Tensor], reason: Tensor,
-               names: tuple[str, ...], epochs: int, device: torch.device, seconds: float
-               ) -> list[History]:
+               names: tuple[str, ...], epochs: int, device: torch.device, seconds: float,
+               started: float) -> list[History]:
     """Cut each run's History from the per-epoch rows: it ends at the epoch it stopped (that
-    epoch included). ``seconds`` is each run's share of the program's wall time."""
+    epoch included). ``seconds`` is each run's share of the program's wall time, and the runs
+    take their shares one after another from ``started``: their durations add up to the
+    program's, as runs trained one by one would."""
     block = torch.stack(rows).cpu().double()  # (epochs run, metrics, runs): one copy to the host
     counts = torch.stack(alive_rows).sum(dim=0).tolist()
     out = []
@@ -396,5 +398,6 @@ def _histories(rows: list[Tensor], alive_rows: list[Tensor], reason: Tensor,
         cols = block[: counts[r], :, r]
         metrics = {k: cols[:, j].tolist() for j, k in enumerate(names)}
         out.append(History(metrics=metrics, epochs=epochs, stop_reason=STOP_REASONS[code],
-                           device=str(device), seconds=seconds))
+                           device=str(device), seconds=seconds, started=started + r * seconds,
+                           batch=len(counts)))
     return out

@@ -40,7 +40,9 @@ class History:
     epochs: int = 0  # epochs configured
     stop_reason: str = "completed"  # completed | non_finite | early_stop
     device: str = "cpu"
-    seconds: float = 0.0  # wall time of the training itself
+    seconds: float = 0.0  # wall time of the training itself (a batched run: its share)
+    started: float = 0.0  # when the training began, seconds since the epoch (time.time())
+    batch: int = 1  # runs trained together in one program (1: this run alone)
 
     @property
     def epochs_run(self) -> int:
@@ -183,6 +185,7 @@ def train(cfg: Any, on_flush: Optional[Callable[[int, dict[str, list[float]]], N
     best_val, since_best = math.inf, 0
     flushed = 0
     start = last_flush = time.perf_counter()
+    history.started = time.time()
 
     # A tiny full-batch loop gains nothing from intra-op threads and loses to their hand-offs,
     # several times over on a busy machine; the engine does the same for small programs.

@@ -189,7 +189,7 @@ def where_to_browse(uri: str, experiment: str, experiment_id: Optional[str] = No
     of the experiment's runs in the UI's Model training view (no credentials in either)."""
     from sweeps import tracking
 
-    shown = tracking.redact(uri)
+    shown = tracking.scrub(uri)
     if experiment_id is None:
         found = tracking.find_experiment(uri, experiment)
         experiment_id = found[0] if found else None

@@ -10,6 +10,8 @@ from typing import Any, Mapping, Optional, Sequence
 from sweeps import tracking
 from sweeps.config import config_hash, dump_yaml, flatten
 
+TAG_BATCH = "sweeps.batch"  # how a batched run's duration was measured
+
 # The four sweep axes, in the order run names show them.
 AXES = ("optimizer.name", "optimizer.lr", "data.noise", "train.zero_grad")
 
@@ -24,6 +26,8 @@ class RunRecord:
     end_tags: dict[str, Any] = field(default_factory=dict)  # label, cause, fix, story, stop
     texts: dict[str, str] = field(default_factory=dict)  # config.yaml and Hydra's .hydra files
     metrics: Mapping[str, Sequence[float]] = field(default_factory=dict)  # per epoch from 0
+    start_ms: Optional[int] = None  # a batched run's share of its program's time (else: as it runs)
+    end_ms: Optional[int] = None
 
 
 def run_name(cfg: Mapping[str, Any], overrides: Sequence[str]) -> str:
@@ -44,9 +48,11 @@ def run_name(cfg: Mapping[str, Any], overrides: Sequence[str]) -> str:
 
 def begin(container: Mapping[str, Any], overrides: Sequence[str], choices: Mapping[str, str], *,
           host: str, pid: int, parent: Optional[Mapping[str, Any]] = None,
-          extra_tags: Optional[Mapping[str, Any]] = None) -> RunRecord:
+          extra_tags: Optional[Mapping[str, Any]] = None, trained: Any = None) -> RunRecord:
     """A run's identity, before it trains: its name, tags (config hash, sweep, overrides, where
-    it runs, its parent) and params (the flattened resolved config plus the group choices)."""
+    it runs, its parent) and params (the flattened resolved config plus the group choices).
+    ``trained``: a History already trained in a batched program, whose share of the program's
+    time becomes the run's start and end, with a ``sweeps.batch`` tag that says so."""
     params = flatten(container)
     params.update({g: c for g, c in choices.items() if not g.startswith("hydra") and c})
     tags = {
@@ -60,7 +66,13 @@ def begin(container: Mapping[str, Any], overrides: Sequence[str], choices: Mappi
     }
     if parent:
         tags[tracking.TAG_PARENT] = parent["run_id"]
-    return RunRecord(run_name(container, overrides), tags, tracking.params_for(params))
+    rec = RunRecord(run_name(container, overrides), tags, tracking.params_for(params))
+    if trained is not None and trained.batch > 1 and trained.started:
+        rec.start_ms = int(trained.started * 1000)
+        rec.end_ms = max(rec.start_ms + 1, int((trained.started + trained.seconds) * 1000))
+        tags[TAG_BATCH] = (f"trained with {trained.batch - 1} other runs in one batched program of "
+                           f"{trained.seconds * trained.batch:.2f} s; its duration is a 1/{trained.batch} share")
+    return rec
 
 
 def complete(rec: RunRecord, container: Mapping[str, Any], history: Any, diagnosis: Any,

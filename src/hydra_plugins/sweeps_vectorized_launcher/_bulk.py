@@ -118,13 +118,13 @@ def _prepare_record(composer: SweepComposer, config: DictConfig, j: Any, sweep_d
     diagnosis = app.label(c, j.history)
     rec = record.begin(c, j.overrides, j.base.hydra["hydra"]["runtime"]["choices"], host=_HOST,
                        pid=os.getpid(), parent=j.parent,
-                       extra_tags={"sweeps.job_num": j.num} if j.parent else None)
+                       extra_tags={"sweeps.job_num": j.num} if j.parent else None, trained=j.history)
     outcome = app.Outcome(rec.name, j.history, diagnosis)
     if not c["tracking"]["enabled"]:
         return j, outcome, None, job_dir
     uri, experiment, artifacts = app.store_location(c)
     exp_id = j.parent["experiment_id"] if j.parent else _experiment(uri, experiment, str(artifacts))
-    rl = tracking.RunLog.open(uri, exp_id, rec.name, rec.tags)
+    rl = tracking.RunLog.open(uri, exp_id, rec.name, rec.tags, start_time=rec.start_ms)
     rl.add(params=rec.params)
     app.write(rl, record.complete(rec, c, j.history, diagnosis, files, resolved_yaml=config_yaml))
     outcome.run_id = rl.run_id

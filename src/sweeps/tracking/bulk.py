@@ -76,7 +76,8 @@ def write_runs(store: Any, logs: Sequence[Any], status: Optional[str]) -> None:
             "experiment_id": int(exp_id), "source_type": SourceType.to_string(SourceType.UNKNOWN),
             "source_name": "", "entry_point_name": "", "user_id": rl.pending_tags.get(MLFLOW_USER, "unknown"),
             "status": status or RunStatus.to_string(RunStatus.RUNNING), "start_time": rl.start_time,
-            "end_time": end, "deleted_time": None, "source_version": "", "lifecycle_stage": LifecycleStage.ACTIVE,
+            "end_time": (rl.end_time or end) if end else None, "deleted_time": None,
+            "source_version": "", "lifecycle_stage": LifecycleStage.ACTIVE,
         })
         rl.pending_tags.setdefault(MLFLOW_RUN_NAME, rl.name)
         tags += [{"run_uuid": rl.run_id, "key": k, "value": v} for k, v in rl.pending_tags.items()]

@@ -39,6 +39,7 @@ class RunLog:
     name: str = ""
     created: bool = True  # the run's row exists in the store
     start_time: int = field(default_factory=lambda: now_ms())
+    end_time: Optional[int] = None  # set by the caller for a run whose end is known (else: now)
     sent_epochs: int = 0
     pending_metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     pending_params: dict[str, str] = field(default_factory=dict)
@@ -46,15 +47,17 @@ class RunLog:
     pending_texts: dict[str, str] = field(default_factory=dict)  # artifact path -> text
 
     @classmethod
-    def open(cls, uri: str, exp_id: str, name: str, tags: Mapping[str, Any]) -> "RunLog":
-        """A new run named ``name``: created now through MLflow's API, or on a database store
-        by its first flush or its finish."""
+    def open(cls, uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
+             start_time: Optional[int] = None) -> "RunLog":
+        """A new run named ``name`` (started at ``start_time``, ms since the epoch, or now):
+        created now through MLflow's API, or on a database store by its first flush or its
+        finish."""
         name = scrub(name)
         cleaned = {k: clean(v, MAX_TAG_VALUE) for k, v in tags.items()}
         if bulk.store_for(uri) is None:
-            created = client(uri).create_run(exp_id, tags=cleaned, run_name=name)
-            return cls(uri, created.info.run_id, exp_id, name)
-        rl = cls(uri, uuid.uuid4().hex, exp_id, name, created=False)
+            created = client(uri).create_run(exp_id, start_time=start_time, tags=cleaned, run_name=name)
+            return cls(uri, created.info.run_id, exp_id, name, start_time=created.info.start_time)
+        rl = cls(uri, uuid.uuid4().hex, exp_id, name, created=False, start_time=start_time or now_ms())
         rl.pending_tags.update(cleaned)
         return rl
 
@@ -121,7 +124,7 @@ def finish_many(uri: str, logs: Sequence[RunLog], status: str) -> None:
     for rl in logs:
         if rl.created and rl not in new:
             rl.flush()
-            set_status(uri, rl.run_id, status)
+            client(uri).set_terminated(rl.run_id, status=status, end_time=rl.end_time)
 
 
 
@@ -133,11 +136,11 @@ def params_for(flat_config: Mapping[str, Any]) -> dict[str, str]:
 
 @contextmanager
 def run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
-        params: Optional[Mapping[str, Any]] = None) -> Iterator[RunLog]:
+        params: Optional[Mapping[str, Any]] = None, start_time: Optional[int] = None) -> Iterator[RunLog]:
     """Open a run and yield its RunLog. On an exception the run is marked FAILED with the
     error as a tag and the traceback as an artifact, and the exception propagates; on
     KeyboardInterrupt it is KILLED. Whatever is pending is always written."""
-    rl = RunLog.open(uri, exp_id, name, tags)
+    rl = RunLog.open(uri, exp_id, name, tags, start_time)
     rl.add(params=params)
     status = "FINISHED"
     try:

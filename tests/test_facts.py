@@ -15,7 +15,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from sweeps import app
+from sweeps import app, record
 from sweeps.config import (SCHEMAS, Dtype, Init, ModelName, Names, OptimizerName, Schedule,
                            allowed, config_hash, dump_yaml, flatten, n_params)
 from sweeps.engine import train_batch
@@ -50,9 +50,10 @@ def test_params_hash_and_run_name_are_as_before(make_cfg, overrides):
     want_hash, want_name, want_names = PINNED[overrides]
     cfg = make_cfg(*overrides)
     container = OmegaConf.to_container(cfg, resolve=True)  # as app and the launcher make it
-    tags, params = app.describe(container, list(overrides), {})
+    rec = record.begin(container, list(overrides), {}, host="h", pid=1)
+    tags, params = rec.tags, rec.params
     assert config_hash(cfg) == config_hash(container) == tags["sweeps.config_hash"] == want_hash
-    assert app.run_name(container, list(overrides)) == want_name
+    assert record.run_name(container, list(overrides)) == want_name
     assert tuple(params[k] for k in NAME_KEYS) == want_names
     assert all(type(v) is str for v in params.values())
     flat = flatten(container)
@@ -131,8 +132,11 @@ sweep:
 def test_default_config_params_and_yaml_are_as_before(make_cfg):
     cfg = make_cfg()
     container = OmegaConf.to_container(cfg, resolve=True)
-    assert app.describe(container, [], {})[1] == DEFAULT_PARAMS
-    assert app.config_texts(container, {})["config.yaml"] == DEFAULT_YAML
+    assert record.begin(container, [], {}, host="h", pid=1).params == DEFAULT_PARAMS
+    history = train(cfg)
+    done = record.complete(record.begin(container, [], {}, host="h", pid=1), container, history,
+                           app.label(container, history), {})
+    assert done.texts["config.yaml"] == DEFAULT_YAML
     assert dump_yaml(container) == OmegaConf.to_yaml(cfg, resolve=True) == DEFAULT_YAML
 
 

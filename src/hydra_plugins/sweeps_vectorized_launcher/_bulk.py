@@ -86,6 +86,7 @@ def record(composer: SweepComposer, config: DictConfig, jobs: list[Any], sweep_d
         for j, outcome, rl, job_dir in written:
             if rl is not None and rl.uri in failed:
                 continue
+            outcome.run_id = rl.run_id if rl is not None else None  # a server's run: known now
             line = app.verdict_line(outcome)
             job_log(config, job_dir, line)
             if j.parent:
@@ -124,7 +125,7 @@ def _prepare_record(composer: SweepComposer, config: DictConfig, j: Any, sweep_d
         return j, outcome, None, job_dir
     uri, experiment, artifacts = app.store_location(c)
     exp_id = j.parent["experiment_id"] if j.parent else _experiment(uri, experiment, str(artifacts))
-    rl = tracking.RunLog.open(uri, exp_id, rec.name, rec.tags, start_time=rec.start_ms)
+    rl = tracking.RunLog.open(uri, exp_id, rec.name, rec.tags, start_time=rec.start_ms, lazy=True)
     rl.add(params=rec.params)
     app.write(rl, record.complete(rec, c, j.history, diagnosis, files, resolved_yaml=config_yaml))
     outcome.run_id = rl.run_id

@@ -30,7 +30,8 @@ class RunLog:
     progress) or by ``finish``, which then writes the whole run - row, params, tags, metrics,
     texts and final status - in one transaction (``finish_many`` does it for many runs at
     once). A loop that ends before ``tracking.flush_every_s`` so costs one transaction instead
-    of a dozen API calls. On a tracking server the run is created at once and ``flush`` sends
+    of a dozen API calls. On a tracking server the run is created at once (or, opened ``lazy``,
+    by ``finish_many``, which sends many runs' requests side by side) and ``flush`` sends
     ``log_batch`` requests filled to MLflow's limits."""
 
     uri: str
@@ -45,19 +46,23 @@ class RunLog:
     pending_params: dict[str, str] = field(default_factory=dict)
     pending_tags: dict[str, str] = field(default_factory=dict)
     pending_texts: dict[str, str] = field(default_factory=dict)  # artifact path -> text
+    artifact_uri: str = ""  # known once created through the API: texts go there directly
 
     @classmethod
     def open(cls, uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
-             start_time: Optional[int] = None) -> "RunLog":
+             start_time: Optional[int] = None, lazy: bool = False) -> "RunLog":
         """A new run named ``name`` (started at ``start_time``, ms since the epoch, or now):
-        created now through MLflow's API, or on a database store by its first flush or its
-        finish."""
+        created now through MLflow's API (``lazy``: by ``finish_many``), or on a database store
+        by its first flush or its finish."""
         name = scrub(name)
         cleaned = {k: clean(v, MAX_TAG_VALUE) for k, v in tags.items()}
-        if bulk.store_for(uri) is None:
-            created = client(uri).create_run(exp_id, start_time=start_time, tags=cleaned, run_name=name)
-            return cls(uri, created.info.run_id, exp_id, name, start_time=created.info.start_time)
-        rl = cls(uri, uuid.uuid4().hex, exp_id, name, created=False, start_time=start_time or now_ms())
+        if bulk.store_for(uri) is None and not lazy:
+            rl = cls(uri, "", exp_id, name, created=False, start_time=start_time or now_ms())
+            rl.pending_tags.update(cleaned)
+            rl.create()
+            return rl
+        run_id = uuid.uuid4().hex if bulk.store_for(uri) is not None else ""
+        rl = cls(uri, run_id, exp_id, name, created=False, start_time=start_time or now_ms())
         rl.pending_tags.update(cleaned)
         return rl
 
@@ -84,6 +89,13 @@ class RunLog:
         for k, v in (texts or {}).items():
             self.pending_texts[k] = scrub(v)
 
+    def create(self) -> None:
+        """Create the run through MLflow's API, with the tags pending so far."""
+        created = client(self.uri).create_run(self.exp_id, start_time=self.start_time,
+                                              tags=self.pending_tags, run_name=self.name)
+        self.run_id, self.created, self.pending_tags = created.info.run_id, True, {}
+        self.artifact_uri = created.info.artifact_uri
+
     def flush(self) -> None:
         """Send everything pending now: creates a lazily opened run (one transaction), else
         ``log_batch`` calls filled to MLflow's limits."""
@@ -91,6 +103,8 @@ class RunLog:
         if not self.created and store is not None:
             bulk.write_runs(store, [self], status=None)
             return
+        if not self.created:
+            self.create()
         from mlflow.entities import Metric, Param, RunTag
 
         ts = clock()
@@ -106,7 +120,8 @@ class RunLog:
             c.log_batch(self.run_id, metrics=ms[:m_n], params=ps[:p_n], tags=tg[:t_n], synchronous=True)
             ms, ps, tg = ms[m_n:], ps[p_n:], tg[t_n:]
         texts, self.pending_texts = self.pending_texts, {}
-        write_texts(self.uri, self.exp_id, self.run_id, texts, remote_ok=True)
+        if not write_texts(self.uri, self.exp_id, self.run_id, texts, remote_ok=not self.artifact_uri):
+            upload_texts(self.uri, self.artifact_uri, texts)  # no lookup of the run's location
 
     def finish(self, status: str) -> None:
         """Write what is pending and set the run's final status."""
@@ -121,12 +136,47 @@ def finish_many(uri: str, logs: Sequence[RunLog], status: str) -> None:
     new = [rl for rl in logs if not rl.created] if store is not None else []
     if new:
         bulk.write_runs(store, new, status)
-    for rl in logs:
-        if rl.created and rl not in new:
-            rl.flush()
-            client(uri).set_terminated(rl.run_id, status=status, end_time=rl.end_time)
+    done = {id(rl) for rl in new}
+    rest = [rl for rl in logs if id(rl) not in done]
+
+    def finish(rl: RunLog) -> None:
+        rl.flush()
+        client(uri).set_terminated(rl.run_id, status=status, end_time=rl.end_time)
+
+    if len(rest) < 2:
+        for rl in rest:
+            finish(rl)
+        return
+    # A tracking server: each run is several requests that wait on the network, so the runs
+    # go side by side (the first error, e.g. a server gone away, is raised once all stopped).
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(SERVER_CONCURRENCY, len(rest))) as pool:
+        futures = [pool.submit(finish, rl) for rl in rest]
+    for f in futures:
+        f.result()
 
 
+
+
+SERVER_CONCURRENCY = 8  # runs sent to a tracking server side by side
+
+
+def upload_texts(uri: str, artifact_uri: str, texts: Mapping[str, str]) -> None:
+    """Text artifacts uploaded straight to a run's artifact location (as the client would,
+    after looking the location up)."""
+    import tempfile
+    from pathlib import Path
+
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(artifact_uri, tracking_uri=uri)
+    with tempfile.TemporaryDirectory() as folder:
+        for path, text in texts.items():
+            out = Path(folder) / path
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+        repo.log_artifacts(folder)
 
 
 def params_for(flat_config: Mapping[str, Any]) -> dict[str, str]:

@@ -41,6 +41,7 @@ class OpenSweep:
     progress: Optional[Progress] = None
     output_dir: str = "outputs"
     plots: bool = True
+    drawer: Any = None  # the warm plot process (sweeps.plots.background), when plots are on
 
 
 @dataclass
@@ -157,6 +158,10 @@ class SweepCallback(Callback):
         sweep = OpenSweep(uri, experiment, exp_id, parent, str(sweep_dir),
                           output_dir=str(config.paths.output_dir), plots=bool(config.sweep.plots))
         _OPEN.append(sweep)
+        if sweep.plots:  # its imports overlap the jobs; it draws when the sweep ends
+            from sweeps.plots import background
+
+            sweep.drawer = background.start(uri)
         marker = sweep_dir / PARENT_FILE
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"run_id": parent, "experiment_id": exp_id, "done": done,
@@ -197,6 +202,8 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
         else:
             status = "FINISHED" if result.ok and error is None else "FAILED"
         plots = _plots(sweep) if sweep.plots and rows and not interrupted else None
+        if sweep.drawer is not None:  # not drawn: let it go
+            sweep.drawer.close()
         text = summary_text(sweep, result, time.perf_counter() - sweep.started, plots)
         if interrupted:
             text += ("\n  interrupted: run the same command again to resume; "
@@ -263,11 +270,14 @@ def summary_text(sweep: OpenSweep, result: SweepResult, seconds: float, plots: O
 def _plots(sweep: OpenSweep) -> Optional[str]:
     """Label-comparison plots of the experiment into <output_dir>/<experiment>/analysis, logged
     on this sweep's parent run. A plotting problem is reported, never fatal to the sweep."""
-    from sweeps import analyze
-
     try:
+        if sweep.drawer is not None:
+            drawer, sweep.drawer = sweep.drawer, None
+            return drawer.draw(sweep.experiment, sweep.output_dir, sweep.parent_id)
+        from sweeps import analyze
+
         a = analyze.analyse(sweep.uri, sweep.experiment, output_root=sweep.output_dir)
-        analyze.write_outputs(a, sweep.uri, plots=True, parent_id=sweep.parent_id)
+        analyze.write_outputs(a, sweep.uri, plots=True, parent_id=sweep.parent_id, gif=False)
         return str(a.output_dir.resolve())
     except Exception as err:  # noqa: BLE001
         log.warning("could not draw the plots: %s", err)

@@ -167,6 +167,6 @@ def save(fig: Figure, path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight", format="png")
+    fig.savefig(path, dpi=110, format="png")
     fig.clf()
     return path

@@ -167,28 +167,32 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
 
 
 def write_outputs(a: Analysis, uri: str, plots: bool = True, run: Optional[str] = None,
-                  parent_id: Optional[str] = None, gif: bool = True) -> list[Path]:
+                  parent_id: Optional[str] = None, gif: bool = True, drawer: Any = None) -> list[Path]:
     """CSV and plots into ``a.output_dir``; logged as artifacts of the sweep's parent run
-    (``parent_id``, else the experiment's latest). ``gif``: animate the fitted line too."""
+    (``parent_id``, else the experiment's latest). ``gif``: animate the fitted line too;
+    ``drawer``: a warm plot process (sweeps.plots.background) to draw the figures in."""
     a.output_dir.mkdir(parents=True, exist_ok=True)
     cols = ["run_id", "name", "status", "model", "optimizer", "lr", "noise", "zero_grad", "symptom",
             "fix", "final_train_loss", "final_val_loss", "epochs_run"]
     files = [a.output_dir / "labels.csv"]
     a.runs[cols].to_csv(files[0], index=False)
     if plots and not a.runs.empty:
-        files += _plots(a, uri, run, gif)
+        files += _plots(a, uri, run, gif, drawer)
     tracking.log_dir(uri, parent_id or _parent_run(uri, a.experiment_id), a.output_dir, "analysis")
     return files
 
 
-def _plots(a: Analysis, uri: str, chosen: Optional[str], gif: bool = True) -> list[Path]:
-    from sweeps.plots.batch import write_figures
-
+def _plots(a: Analysis, uri: str, chosen: Optional[str], gif: bool = True,
+           drawer: Any = None) -> list[Path]:
     pick = _pick_line_run(a.runs, chosen)
-    files = write_figures(a.runs, a.histories, a.output_dir)  # several processes at once
-    if pick is not None:
-        files += _fitted_line(uri, pick, a.output_dir, gif)
-    return files
+    if drawer is None:
+        from sweeps.plots.batch import write_figures  # several processes at once
+
+        files = write_figures(a.runs, a.histories, a.output_dir)
+        return files + (_fitted_line(uri, pick, a.output_dir, gif) if pick is not None else [])
+    drawer.send_figures(a.runs, a.histories, a.output_dir)  # drawn there while the line is here
+    line = _fitted_line(uri, pick, a.output_dir, gif) if pick is not None else []
+    return drawer.files() + line
 
 
 def _pick_line_run(runs: pd.DataFrame, chosen: Optional[str]) -> Optional[pd.Series]:
@@ -365,8 +369,13 @@ def main(argv: Optional[list[str]] = None) -> None:
         if tracking.local_store_path(uri) and not tracking.local_store_path(uri).is_file():
             raise ConfigError(f"--tracking-uri={uri!r}: no store there; run a sweep first or point at one")
         start = time.perf_counter()
+        drawer = None
+        if not args.no_plots:  # matplotlib loads there while the store is read here
+            from sweeps.plots import background
+
+            drawer = background.start_figures()
         a = analyse(uri, args.experiment, args.train_metric, args.val_metric, args.relabel, args.output_root)
-        files = write_outputs(a, uri, plots=not args.no_plots, run=args.run)
+        files = write_outputs(a, uri, plots=not args.no_plots, run=args.run, drawer=drawer)
         print(report(a, args.show))
         print(f"\nwrote {len(files)} files to {a.output_dir} in {time.perf_counter() - start:.1f} s "
               f"(also artifacts of the sweep's parent run)")

@@ -161,7 +161,7 @@ class SweepCallback(Callback):
         if sweep.plots:  # its imports overlap the jobs; it draws when the sweep ends
             from sweeps.plots import background
 
-            sweep.drawer = background.start(uri)
+            sweep.drawer = background.start_sweep(uri)
         marker = sweep_dir / PARENT_FILE
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"run_id": parent, "experiment_id": exp_id, "done": done,
@@ -273,7 +273,7 @@ def _plots(sweep: OpenSweep) -> Optional[str]:
     try:
         if sweep.drawer is not None:
             drawer, sweep.drawer = sweep.drawer, None
-            return drawer.draw(sweep.experiment, sweep.output_dir, sweep.parent_id)
+            return drawer.draw_sweep(sweep.experiment, sweep.output_dir, sweep.parent_id)
         from sweeps import analyze
 
         a = analyze.analyse(sweep.uri, sweep.experiment, output_root=sweep.output_dir)

@@ -154,7 +154,7 @@ def _loss_figure(all_runs: pd.DataFrame, hist: dict, metric: str, model: str) ->
             if marks:
                 blowups += len(marks)
                 ax.scatter([m[0] for m in marks], [ceil] * len(marks), marker="x", s=49,
-                           linewidths=2, c=[m[1] for m in marks], zorder=2)
+                           linewidths=2, c=[m[1] for m in marks], zorder=2, gid="blowups")
             _label_lrs(ax, labels)
             lr_labels += len(labels)
             if not len(cell):
@@ -202,6 +202,6 @@ def _label_lrs(ax, labels: list[tuple[float, str, str]]) -> None:
     # arrow clips itself against the text box, the costliest part of drawing these figures)
     leaders = LineCollection([[(1.055, y), (1.003, end)] for y, end in zip(ys, ends)],
                              colors=[m[2] for m in merged], linewidths=0.5,
-                             transform=ax.transAxes, clip_on=False)
+                             transform=ax.transAxes, clip_on=False, gid="lr-leaders")
     leaders.set_in_layout(False)
     ax.add_collection(leaders, autolim=False)

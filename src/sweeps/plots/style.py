@@ -158,15 +158,29 @@ def _log_y(ax) -> None:
     ax.yaxis.set_minor_formatter(_LossTicks(labelOnlyBase=False))
 
 
+DPI = 110
+
+
 def save(fig: Figure, path) -> Path:
-    """Save a Figure as PNG (dpi 110, tight bounding box), creating parent folders, then clear it.
+    """Save a Figure as PNG (dpi 110), creating parent folders, then clear it.
 
     Args:
         fig: the Figure to write.
         path: the file to write; its suffix is kept but the format is always PNG.
+
+    One draw: ``savefig`` lays a figure with a layout engine out in a first, unrendered draw
+    and then draws it again; here the layout runs once, inside the one draw, and the canvas's
+    pixels are written as they are (the figures' constrained layout leaves no margin to trim).
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, format="png")
+    fig.set_dpi(DPI)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
+    image.save(path, format="png", dpi=(DPI, DPI))
     fig.clf()
     return path

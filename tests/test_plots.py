@@ -291,3 +291,68 @@ def test_loss_curves_draw_a_few_repeats_of_each_grid_point(frames):
     assert {"s0", "s1"} <= drawn and not drawn & {"s2", "s3", "s4"}
     assert len(drawn) == len(runs) + 2
     assert "(3 more runs of the same grid points not drawn)" in fig._suptitle.get_text()
+
+
+def _pixels(path):
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_write_figures_shares_them_out_and_draws_the_same(frames, tmp_path):
+    from sweeps.plots.batch import write_figures
+
+    runs, hist = frames
+    runs = runs.assign(model=np.where(runs["optimizer"] == "adam", "mlp", "linear"))
+    forked = write_figures(runs, hist, tmp_path / "forked", processes=3)
+    alone = write_figures(runs, hist, tmp_path / "alone", processes=1)
+    names = {"loss_curves_linear.png", "loss_curves_mlp.png", "symptom_map_linear.png",
+             "symptom_map_mlp.png", "overfitting.png"}
+    assert {p.name for p in forked} == {p.name for p in alone} == names
+    for p in forked:  # drawn by whichever process, the same picture
+        assert np.array_equal(_pixels(p), _pixels(tmp_path / "alone" / p.name))
+    # a figure this analysis does not draw does not stay from an earlier one
+    healthy = runs.assign(symptom="healthy")
+    again = write_figures(healthy, hist, tmp_path / "forked", processes=2)
+    assert "overfitting.png" not in {p.name for p in again}
+    assert not (tmp_path / "forked" / "overfitting.png").exists()
+
+
+def test_background_helper_draws_handed_frames(frames, tmp_path):
+    from sweeps.plots import background
+
+    runs, hist = frames
+    drawer = background.start_figures()
+    proc = drawer.proc
+    drawer.send_figures(runs, hist, tmp_path / "bg")
+    files = drawer.files()
+    assert proc.returncode == 0  # one job, then it ends
+    assert {p.name for p in files} == {"loss_curves_linear.png", "symptom_map_linear.png",
+                                       "overfitting.png"}
+    for p in files:
+        _png(p)
+
+
+def test_background_helper_gone_means_drawing_here(frames, tmp_path, caplog):
+    from sweeps.plots import background
+
+    runs, hist = frames
+    drawer = background.start_figures()
+    drawer.proc.kill()
+    drawer.proc.wait()
+    drawer.send_figures(runs, hist, tmp_path / "here")
+    files = drawer.files()
+    assert "drawing here" in caplog.text
+    assert {p.name for p in files} >= {"loss_curves_linear.png", "symptom_map_linear.png"}
+    for p in files:
+        _png(p)
+
+
+def test_background_helper_closed_without_a_job_ends(tmp_path):
+    from sweeps.plots import background
+
+    drawer = background.start_figures()
+    proc = drawer.proc
+    drawer.close()
+    assert proc.returncode is not None and drawer.proc is None  # ended, not left running
+    with pytest.raises(RuntimeError, match="closed"):
+        drawer.draw_sweep("x", str(tmp_path), "run")

@@ -37,6 +37,8 @@ class Drawer:
 
     def _submit(self, job: tuple) -> None:
         self._job = job
+        if self.proc is None:
+            return  # closed: _answer says so
         try:
             self.proc.stdin.write(pickle.dumps(job))
             self.proc.stdin.close()
@@ -83,15 +85,14 @@ class Drawer:
             return write_figures(runs, histories, out_dir)
 
     def close(self) -> None:
-        """Let the helper go without a job (an interrupted or failed sweep)."""
+        """Stop the helper without a job (an interrupted or failed sweep): it has only loaded
+        modules and opened the store for reading, so it is ended at once."""
         proc, self.proc = self.proc, None
         if proc is not None:
-            try:
-                proc.stdin.close()
-                proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait()
+            proc.terminate()
+            proc.wait()
+            for pipe in (proc.stdin, proc.stdout):
+                pipe.close()
 
 
 def _start(mode: str, uri: Optional[str]) -> Optional[Drawer]:

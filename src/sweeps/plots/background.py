@@ -145,7 +145,7 @@ def _run(job: tuple, uri: Optional[str]) -> Any:
     from sweeps.plots.batch import write_figures
 
     _, runs, histories, out_dir = job
-    return write_figures(runs, histories, out_dir)
+    return write_figures(runs, histories, out_dir, reserve=0.0)  # the fitted line is not drawn here
 
 
 def main() -> None:

@@ -158,10 +158,10 @@ class SweepCallback(Callback):
         sweep = OpenSweep(uri, experiment, exp_id, parent, str(sweep_dir),
                           output_dir=str(config.paths.output_dir), plots=bool(config.sweep.plots))
         _OPEN.append(sweep)
-        if sweep.plots:  # its imports overlap the jobs; it draws when the sweep ends
+        if sweep.plots:  # matplotlib loads there while the jobs run; it draws at the end
             from sweeps.plots import background
 
-            sweep.drawer = background.start_sweep(uri)
+            sweep.drawer = background.start_figures()
         marker = sweep_dir / PARENT_FILE
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"run_id": parent, "experiment_id": exp_id, "done": done,
@@ -270,14 +270,13 @@ def summary_text(sweep: OpenSweep, result: SweepResult, seconds: float, plots: O
 def _plots(sweep: OpenSweep) -> Optional[str]:
     """Label-comparison plots of the experiment into <output_dir>/<experiment>/analysis, logged
     on this sweep's parent run. A plotting problem is reported, never fatal to the sweep."""
-    try:
-        if sweep.drawer is not None:
-            drawer, sweep.drawer = sweep.drawer, None
-            return drawer.draw_sweep(sweep.experiment, sweep.output_dir, sweep.parent_id)
-        from sweeps import analyze
+    from sweeps import analyze
 
+    try:
         a = analyze.analyse(sweep.uri, sweep.experiment, output_root=sweep.output_dir)
-        analyze.write_outputs(a, sweep.uri, plots=True, parent_id=sweep.parent_id, gif=False)
+        drawer, sweep.drawer = sweep.drawer, None
+        analyze.write_outputs(a, sweep.uri, plots=True, parent_id=sweep.parent_id, gif=False,
+                              drawer=drawer)
         return str(a.output_dir.resolve())
     except Exception as err:  # noqa: BLE001
         log.warning("could not draw the plots: %s", err)

@@ -1,14 +1,9 @@
-"""Plots off the critical path: a helper process, started when a command starts, pays the
-imports the drawing needs (pandas, matplotlib, its fonts) while the command does its own work.
-
-- ``start_sweep(uri)``: started with a sweep; it also loads torch and opens the store, and when
-  the sweep ends it reads the sweep back, draws the figures and logs them on the parent run.
-- ``start_figures()``: started by ``sweeps-analyze``; it draws the figures of the frames that
-  analysis hands it while analysis writes the CSV and the fitted line.
-
-Either way the command waits for its answer, so it returns with the plots written (and logged).
-The helper draws several figures at once (``sweeps.plots.batch``). Client side: standard
-library only, so starting a helper costs the command nothing it would not pay anyway."""
+"""Plots off the critical path: a helper process, started when a command starts (a sweep, or
+``sweeps-analyze``), pays the imports the drawing needs (pandas, matplotlib, the figure modules,
+the fonts) while the command trains, records or reads the store. When the command has its
+frames it hands them over; the helper draws the comparison figures (several processes at once,
+``sweeps.plots.batch``) while the command draws the fitted line, and the command waits for it,
+so it returns with every plot written. Client side: standard library only."""
 
 from __future__ import annotations
 
@@ -24,16 +19,13 @@ log = logging.getLogger(__name__)
 class Drawer:
     """A warm helper process (``python -m sweeps.plots.background``); one job, then it ends."""
 
-    def __init__(self, mode: str, uri: Optional[str] = None) -> None:
+    def __init__(self) -> None:
         # A session of its own: Ctrl-C at the terminal stops the command, which closes the pipe;
         # the helper ends when its stdin does (also when the command is killed outright).
         self.proc: Optional[subprocess.Popen] = subprocess.Popen(
             [sys.executable, "-m", "sweeps.plots.background"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
         self._job: tuple = ()
-        # the URI through the pipe: argv is visible to every user's ps
-        self.proc.stdin.write(pickle.dumps((mode, uri)))
-        self.proc.stdin.flush()
 
     def _submit(self, job: tuple) -> None:
         self._job = job
@@ -62,16 +54,10 @@ class Drawer:
             raise RuntimeError(reply.get("error") or f"the plot process ended ({proc.returncode})")
         return reply["result"]
 
-    def draw_sweep(self, experiment: str, output_root: str, parent_id: str) -> str:
-        """Read the sweep back, draw its plots and log them on ``parent_id``; returns the
-        analysis folder. Raises RuntimeError with the helper's error."""
-        self._submit(("sweep", experiment, output_root, parent_id))
-        return self._answer()
-
     def send_figures(self, runs: Any, histories: Any, out_dir: Any) -> None:
         """Hand over frames to draw with ``sweeps.plots.batch.write_figures``; ``files()``
         waits for them."""
-        self._submit(("figures", runs, histories, str(out_dir)))
+        self._submit((runs, histories, str(out_dir)))
 
     def files(self) -> list:
         """The files the helper wrote; should it have failed, the figures are drawn here."""
@@ -81,7 +67,7 @@ class Drawer:
             log.warning("plot process: %s; drawing here", err)
             from sweeps.plots.batch import write_figures
 
-            _, runs, histories, out_dir = self._job
+            runs, histories, out_dir = self._job
             return write_figures(runs, histories, out_dir)
 
     def close(self) -> None:
@@ -95,26 +81,18 @@ class Drawer:
                 pipe.close()
 
 
-def _start(mode: str, uri: Optional[str]) -> Optional[Drawer]:
+def start_figures() -> Optional[Drawer]:
+    """A helper that draws the frames it is handed (None if none could start: the figures are
+    then drawn in this process)."""
     try:
-        return Drawer(mode, uri)
+        return Drawer()
     except OSError as err:
         log.warning("no plot process (%s): the plots are drawn in this one", err)
         return None
 
 
-def start_sweep(uri: str) -> Optional[Drawer]:
-    """A helper for a sweep into ``uri`` (None if none could start: draw in-process then)."""
-    return _start("sweep", uri)
-
-
-def start_figures() -> Optional[Drawer]:
-    """A helper that draws frames it is handed (None if none could start)."""
-    return _start("figures", None)
-
-
-def _warm(mode: str, uri: Optional[str]) -> None:
-    """Load everything the job will need, before it comes."""
+def _warm() -> None:
+    """Load everything the drawing needs, before the frames come."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -123,48 +101,27 @@ def _warm(mode: str, uri: Optional[str]) -> None:
     fig = Figure(figsize=(1, 1))
     fig.text(0.5, 0.5, "0.1 e-3")  # loads the font once, for every figure and forked drawer
     FigureCanvasAgg(fig).draw()
-    if mode == "sweep":
-        from sweeps import analyze, tracking  # noqa: F401  (MLflow)
-        from sweeps.plots import fitted  # noqa: F401
-
-        try:
-            import sweeps.data  # noqa: F401  (torch: the fitted line rebuilds the run's data)
-        except ImportError:
-            pass
-        tracking.client(uri)  # opens the store (on SQLite: MLflow's schema check)
-
-
-def _run(job: tuple, uri: Optional[str]) -> Any:
-    if job[0] == "sweep":
-        from sweeps import analyze
-
-        _, experiment, output_root, parent_id = job
-        a = analyze.analyse(uri, experiment, output_root=output_root)
-        analyze.write_outputs(a, uri, plots=True, parent_id=parent_id, gif=False)
-        return str(a.output_dir.resolve())
-    from sweeps.plots.batch import write_figures
-
-    _, runs, histories, out_dir = job
-    return write_figures(runs, histories, out_dir, reserve=0.0)  # the fitted line is not drawn here
 
 
 def main() -> None:
-    """The helper: read (mode, uri), warm up, then do the one job read from stdin and answer
-    on stdout, pickled."""
+    """The helper: warm up, then draw the one job read from stdin and answer on stdout, both
+    pickled."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    mode, uri = pickle.load(stdin)
     reply: dict = {}
     try:
-        _warm(mode, uri)
+        _warm()
     except Exception as err:  # noqa: BLE001 - reported as the job's answer
         reply = {"error": f"{type(err).__name__}: {err}"}
     try:
-        job = pickle.load(stdin)
+        runs, histories, out_dir = pickle.load(stdin)
     except EOFError:
         return  # the command ended without plots
     if not reply:
         try:
-            reply = {"result": _run(job, uri)}
+            from sweeps.plots.batch import write_figures
+
+            # the fitted line is drawn by the command meanwhile: no room kept for it here
+            reply = {"result": write_figures(runs, histories, out_dir, reserve=0.0)}
         except Exception as err:  # noqa: BLE001
             reply = {"error": f"{type(err).__name__}: {str(err).strip()[:500]}"}
     pickle.dump(reply, stdout)

@@ -121,8 +121,9 @@ def variants(grid: dict[str, list[str]], seeds: int, out: Path, server: str = ""
     return out_v
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """(wall seconds, peak resident memory in MB, output) of one command."""
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds (user + system, with the processes it waited for), peak
+    resident memory in MB, output) of one command."""
     with tempfile.TemporaryFile() as out:
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
@@ -133,7 +134,7 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
         text = out.read().decode(errors="replace")
         if proc.returncode != 0:
             raise SystemExit(f"{cmd[:4]}... failed ({proc.returncode}):\n{text[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, text  # ru_maxrss is in KB on Linux
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text  # maxrss in KB
 
 
 def tracking_cost(n: int = 100) -> tuple[float, float]:
@@ -191,6 +192,7 @@ def main() -> None:
     runs = len(list(itertools.product(*grid.values()))) * args.seeds
     times: dict[str, list[float]] = {}
     peaks: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         server = stack.enter_context(mlflow_server(Path(tmp) / "server")) if args.server else ""
         for r in range(args.rounds):
@@ -200,19 +202,22 @@ def main() -> None:
                     continue
                 cwd = Path(tmp) / f"r{r}" / name  # a fresh folder: outputs/ lands there
                 cwd.mkdir(parents=True)
-                wall, peak, text = timed(cmd, cwd)
+                wall, cpu, peak, text = timed(cmd, cwd)
                 if name in ("sweeps", "server") and "  plots: " not in text:
                     raise SystemExit(f"{name}: the sweep wrote no plots:\n{text[-2000:]}")
                 times.setdefault(name, []).append(wall)
                 peaks.setdefault(name, []).append(peak)
-                print(f"round {r + 1} {name:<14} {wall:8.2f} s  peak {peak:6.0f} MB", flush=True)
+                cpus.setdefault(name, []).append(cpu)
+                print(f"round {r + 1} {name:<14} {wall:8.2f} s  cpu {cpu:7.2f} s  peak {peak:6.0f} MB",
+                      flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n{runs} runs x 200 epochs ({os.cpu_count()} CPUs), median wall time of whole commands:")
-    print(f"  {'variant':<14} {'seconds':>9} {'vs bare':>9} {'vs usual':>9} {'peak MB':>8}  rounds")
+    print(f"  {'variant':<14} {'seconds':>9} {'vs bare':>9} {'vs usual':>9} {'cpu s':>8} {'peak MB':>8}  rounds")
     for name, t in med.items():
         vs_bare = f"{t / med['bare']:.2f}x" if "bare" in med else "-"
         vs_usual = f"{t / med['usual']:.3f}x" if "usual" in med else "-"
-        print(f"  {name:<14} {t:9.2f} {vs_bare:>9} {vs_usual:>9} {max(peaks[name]):8.0f}  {len(times[name])}")
+        print(f"  {name:<14} {t:9.2f} {vs_bare:>9} {vs_usual:>9} {statistics.median(cpus[name]):8.2f} "
+              f"{max(peaks[name]):8.0f}  {len(times[name])}")
     if "usual" in med:
         for name in ("basic", "sweeps", "noplots"):
             if name in med:
@@ -226,8 +231,9 @@ def main() -> None:
                 print(f"  {what} {med[a] / med[b]:.2f}x")
             else:  # paired by round: the two commands ran back to back
                 diffs = [x - y for x, y in zip(times[a], times[b])]
-                print(f"  {what} {statistics.median(diffs):+.2f} s (median of per-round "
-                      f"differences: {', '.join(f'{d:+.2f}' for d in diffs)})")
+                cpu = statistics.median(x - y for x, y in zip(cpus[a], cpus[b]))
+                print(f"  {what} {statistics.median(diffs):+.2f} s wall, {cpu:+.2f} s CPU (median of "
+                      f"per-round differences: {', '.join(f'{d:+.2f}' for d in diffs)} s wall)")
     if not args.no_tracking_cost:
         one, bulk = tracking_cost()
         print(f"  tracking cost per run (warm SQLite store): {one:.1f} ms one at a time, {bulk:.1f} ms in bulk")

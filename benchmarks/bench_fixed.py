@@ -33,7 +33,7 @@ WARM = """
 import sys, time
 from sweeps.plots import background
 t = time.perf_counter()
-background._warm(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+background._warm()
 print(time.perf_counter() - t)
 """
 
@@ -51,8 +51,7 @@ def commands(store: str) -> dict[str, list[str]]:
         "sweeps-analyze --help": [str(BIN / "sweeps-analyze"), "--help"],
         "sweeps train.epochs=1 (one run)": [str(BIN / "sweeps"), "train.epochs=1"],
         "open store (in-process)": [PY, "-c", OPEN_STORE, store],
-        "plot helper warm-up, figures (in-process)": [PY, "-c", WARM, "figures"],
-        "plot helper warm-up, sweep (in-process)": [PY, "-c", WARM, "sweep", store],
+        "plot helper warm-up (in-process)": [PY, "-c", WARM],
     }
 
 

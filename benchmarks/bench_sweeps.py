@@ -1,27 +1,35 @@
-"""Sweep wall times, side by side in one invocation, interleaved so machine drift cancels out.
+"""Sweep wall times of whole commands as users type them, side by side in one invocation,
+interleaved so machine drift cancels out.
 
-    python benchmarks/bench_sweeps.py                  # diagnostic preset (144 runs), 3 rounds
-    python benchmarks/bench_sweeps.py --seeds 50       # the same grid x 50 seeds (7,200 runs)
-    python benchmarks/bench_sweeps.py --rounds 1 --skip usual
+    python benchmarks/bench_sweeps.py                      # the 72-run grid, 3 rounds
+    python benchmarks/bench_sweeps.py --grid 144           # the diagnostic preset (144 runs)
+    python benchmarks/bench_sweeps.py --grid 144 --server  # + the same sweep into a local mlflow server
+    python benchmarks/bench_sweeps.py --seeds 50 --grid 144 --rounds 1 --skip usual basic bare
 
-Variants (each a fresh process, as a user would run it, into a fresh store):
+Grids: 72 = optimizer {sgd, adam, rmsprop} x lr {0.001, 0.01, 0.1, 1.0} x noise {0, 0.5, 2} x
+zero_grad {on, off}, linear model, 12 training points (data=few); 144 = the same x model {linear,
+poly} (`sweeps sweep=diagnostic`). Variants (each a fresh process in a fresh folder, writing to
+the default outputs/ there, as a user would run it):
   bare        the same loops with sweeps.loop.train in one process, no tracking, no Hydra
   usual       benchmarks/usual_app.py: Hydra multirun + mlflow.log_metric per epoch
-  basic       `sweeps sweep=diagnostic hydra/launcher=basic` (Hydra's basic launcher: the loops one
-              by one, each job recorded as it ends; labels, no plots)
-  vectorized  `sweeps sweep=diagnostic` (the default launcher, hydra/launcher=vectorized: batched
-              programs, runs recorded in bulk; labels, no plots)
-Prints wall times, ratios and each command's peak memory (max RSS), then the tracking cost per
-run: recording a finished History one run at a time (what the basic launcher does per job) and
-in bulk (what the vectorized launcher does), in-process, into a warm SQLite store.
-New SQLite stores start from sweeps' cached empty store (~/.cache/sweeps), made on the first run;
-the usual app lets MLflow create its store. Quote medians and ratios: machines here are shared
-and noisy.
+  basic       `sweeps ... hydra/launcher=basic sweep.plots=false` (the loops one by one)
+  sweeps      the command as typed: `sweeps -m optimizer=sgd,adam,rmsprop ...` / `sweeps
+              sweep=diagnostic` (default launcher, labels, end-of-sweep plots written and logged)
+  noplots     the same with `sweep.plots=false`
+  server      with --server: `sweeps` as typed plus tracking.uri=<a local `mlflow server`
+              (SQLite backend in a temp folder, --serve-artifacts) started by this benchmark>
+  server-noplots  the same with `sweep.plots=false`
+Prints wall times, ratios, each command's peak memory (max RSS of its largest process), the
+plots' cost (sweeps - noplots), then the tracking cost per run, one at a time and in bulk,
+in-process into a warm SQLite store. New SQLite stores start from sweeps' cached empty store
+(~/.cache/sweeps), made on the first run; the usual app lets MLflow create its store. Quote
+medians and ratios: machines here are shared and noisy.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import statistics
@@ -31,7 +39,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from local_server import mlflow_server
+
 HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent  # the console scripts users run (sweeps, sweeps-analyze)
 GRID = {
     "model": ["linear", "poly"],
     "optimizer": ["sgd", "adam", "rmsprop"],
@@ -39,6 +50,13 @@ GRID = {
     "data.noise": ["0.0", "0.5", "2.0"],
     "train.zero_grad": ["true", "false"],
 }
+
+
+def grid_of(size: int) -> dict[str, list[str]]:
+    """The 144-run diagnostic grid, or its 72 linear-model runs."""
+    return GRID if size == 144 else {**GRID, "model": ["linear"]}
+
+
 USUAL_KEYS = {"model": "model", "optimizer": "optimizer", "optimizer.lr": "lr", "data.noise": "noise",
               "train.zero_grad": "zero_grad", "train.seed": "seed"}
 
@@ -71,40 +89,52 @@ for values in itertools.product(*grid.values()):
 """
 
 
-def _sweep_args(seeds: int) -> list[str]:
-    return [f"train.seed=range(0,{seeds})"] if seeds > 1 else []
+def sweeps_command(grid: dict[str, list[str]], seeds: int) -> list[str]:
+    """The sweep as a user types it."""
+    seed_ov = [f"train.seed=range(0,{seeds})"] if seeds > 1 else []
+    if len(grid["model"]) == 2:
+        return [str(BIN / "sweeps"), "sweep=diagnostic", *seed_ov]
+    swept = [f"{k}={','.join(v)}" for k, v in grid.items() if k != "model"]
+    return [str(BIN / "sweeps"), "-m", "data=few", *swept, *seed_ov]
 
 
-def variants(seeds: int, out: Path) -> dict[str, list[str]]:
+def variants(grid: dict[str, list[str]], seeds: int, out: Path, server: str = "",
+             round_: int = 0) -> dict[str, list[str]]:
     py = sys.executable
-    seed_ov = _sweep_args(seeds)
-    usual_grid = [f"{USUAL_KEYS[k]}={','.join(v)}" for k, v in GRID.items()]
+    usual_grid = [f"{USUAL_KEYS[k]}={','.join(v)}" for k, v in grid.items()]
     if seeds > 1:
         usual_grid.append(f"seed=range(0,{seeds})")
+    typed = sweeps_command(grid, seeds)
     out_v = {
-        "bare": [py, "-c", BARE.format(grid=GRID, seeds=seeds)],
+        "bare": [py, "-c", BARE.format(grid=grid, seeds=seeds)],
         "usual": [py, str(HERE / "usual_app.py"), "-m", *usual_grid,
                   f"tracking_uri=sqlite:///{out}/usual.db", f"hydra.sweep.dir={out}/usual_multirun"],
-        "basic": [py, "-m", "sweeps", "sweep=diagnostic", "hydra/launcher=basic", "sweep.plots=false",
-                  "sweep.resume=false", *seed_ov, f"paths.output_dir={out}/basic"],
-        "vectorized": [py, "-m", "sweeps", "sweep=diagnostic", "sweep.plots=false", "sweep.resume=false",
-                       *seed_ov, f"paths.output_dir={out}/vectorized"],
+        "basic": [*typed, "hydra/launcher=basic", "sweep.plots=false"],
+        "sweeps": typed,
+        "noplots": [*typed, "sweep.plots=false"],
     }
+    if server:  # a fresh experiment on the one server per round: nothing to resume
+        at = [f"tracking.uri={server}", f"tracking.experiment=bench-r{round_}"]
+        out_v["server"] = [*typed, *at]
+        out_v["server-noplots"] = [*typed, *at[:1], f"tracking.experiment=bench-np-r{round_}",
+                                   "sweep.plots=false"]
     return out_v
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, peak resident memory in MB) of one command."""
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds (user + system, with the processes it waited for), peak
+    resident memory in MB, output) of one command."""
     with tempfile.TemporaryFile() as out:
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t
         proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
         if proc.returncode != 0:
-            out.seek(0)
-            raise SystemExit(f"{cmd[:4]}... failed ({proc.returncode}):\n{out.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
+            raise SystemExit(f"{cmd[:4]}... failed ({proc.returncode}):\n{text[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text  # maxrss in KB
 
 
 def tracking_cost(n: int = 100) -> tuple[float, float]:
@@ -148,37 +178,65 @@ def tracking_cost(n: int = 100) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--grid", type=int, choices=(72, 144), default=72, help="runs per seed")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
     ap.add_argument("--seeds", type=int, default=1, help="seeds per grid cell (50 -> 7,200 runs)")
     ap.add_argument("--skip", nargs="*", default=[], help="variants to leave out")
     ap.add_argument("--usual-rounds", type=int, default=1, help="rounds of the (slow) usual way")
+    ap.add_argument("--server", action="store_true",
+                    help="add the sweep against a local mlflow server (SQLite backend, --serve-artifacts)")
+    ap.add_argument("--server-rounds", type=int, default=1, help="rounds of the server variants")
+    ap.add_argument("--no-tracking-cost", action="store_true", help="skip the in-process tracking cost")
     args = ap.parse_args()
-    runs = len(list(itertools.product(*GRID.values()))) * args.seeds
+    grid = grid_of(args.grid)
+    runs = len(list(itertools.product(*grid.values()))) * args.seeds
     times: dict[str, list[float]] = {}
     peaks: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    cpus: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        server = stack.enter_context(mlflow_server(Path(tmp) / "server")) if args.server else ""
         for r in range(args.rounds):
-            for name, cmd in variants(args.seeds, Path(tmp) / f"r{r}").items():
-                if name in args.skip or (name == "usual" and r >= args.usual_rounds):
+            for name, cmd in variants(grid, args.seeds, Path(tmp) / f"r{r}", server, r).items():
+                if name in args.skip or (name == "usual" and r >= args.usual_rounds) \
+                        or (name.startswith("server") and r >= args.server_rounds):
                     continue
-                (Path(tmp) / f"r{r}").mkdir(exist_ok=True)
-                wall, peak = timed(cmd, Path(tmp))
+                cwd = Path(tmp) / f"r{r}" / name  # a fresh folder: outputs/ lands there
+                cwd.mkdir(parents=True)
+                wall, cpu, peak, text = timed(cmd, cwd)
+                if name in ("sweeps", "server") and "  plots: " not in text:
+                    raise SystemExit(f"{name}: the sweep wrote no plots:\n{text[-2000:]}")
                 times.setdefault(name, []).append(wall)
                 peaks.setdefault(name, []).append(peak)
-                print(f"round {r + 1} {name:<10} {wall:8.2f} s  peak {peak:6.0f} MB", flush=True)
+                cpus.setdefault(name, []).append(cpu)
+                print(f"round {r + 1} {name:<14} {wall:8.2f} s  cpu {cpu:7.2f} s  peak {peak:6.0f} MB",
+                      flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n{runs} runs x 200 epochs ({os.cpu_count()} CPUs), median wall time of whole commands:")
-    print(f"  {'variant':<11} {'seconds':>9} {'vs bare':>9} {'vs usual':>9} {'peak MB':>8}  rounds")
+    print(f"  {'variant':<14} {'seconds':>9} {'vs bare':>9} {'vs usual':>9} {'cpu s':>8} {'peak MB':>8}  rounds")
     for name, t in med.items():
         vs_bare = f"{t / med['bare']:.2f}x" if "bare" in med else "-"
         vs_usual = f"{t / med['usual']:.3f}x" if "usual" in med else "-"
-        print(f"  {name:<11} {t:9.2f} {vs_bare:>9} {vs_usual:>9} {max(peaks[name]):8.0f}  {len(times[name])}")
+        print(f"  {name:<14} {t:9.2f} {vs_bare:>9} {vs_usual:>9} {statistics.median(cpus[name]):8.2f} "
+              f"{max(peaks[name]):8.0f}  {len(times[name])}")
     if "usual" in med:
-        for name in ("basic", "vectorized"):
+        for name in ("basic", "sweeps", "noplots"):
             if name in med:
                 print(f"  {name} is {med['usual'] / med[name]:.1f}x faster than the usual way")
-    one, bulk = tracking_cost()
-    print(f"  tracking cost per run (warm SQLite store): {one:.1f} ms one at a time, {bulk:.1f} ms in bulk")
+    for a, b, what in (("sweeps", "noplots", "the end-of-sweep plots add"),
+                       ("server", "server-noplots", "against the server, the plots add"),
+                       ("server", "sweeps", "server / SQLite (plots on):"),
+                       ("server-noplots", "noplots", "server / SQLite (no plots):")):
+        if a in times and b in times:
+            if what.endswith(":"):
+                print(f"  {what} {med[a] / med[b]:.2f}x")
+            else:  # paired by round: the two commands ran back to back
+                diffs = [x - y for x, y in zip(times[a], times[b])]
+                cpu = statistics.median(x - y for x, y in zip(cpus[a], cpus[b]))
+                print(f"  {what} {statistics.median(diffs):+.2f} s wall, {cpu:+.2f} s CPU (median of "
+                      f"per-round differences: {', '.join(f'{d:+.2f}' for d in diffs)} s wall)")
+    if not args.no_tracking_cost:
+        one, bulk = tracking_cost()
+        print(f"  tracking cost per run (warm SQLite store): {one:.1f} ms one at a time, {bulk:.1f} ms in bulk")
 
 
 if __name__ == "__main__":

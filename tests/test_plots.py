@@ -108,6 +108,15 @@ def test_fmt_lr(lr, text):
     assert plots.fmt_lr(lr) == text
 
 
+def _runs_drawn(ax):
+    """(run id, colour, line style) of each run's line in a loss-curve panel: one
+    LineCollection per panel, its urls naming the runs."""
+    (coll,) = [c for c in ax.collections if c.get_gid() == "runs"] or [None]
+    if coll is None:
+        return []
+    return list(zip(coll.get_urls(), coll.get_colors(), coll.get_linestyles()))
+
+
 def test_loss_curves_facets_and_colours(frames, tmp_path):
     runs, hist = frames
     figs = plots.loss_curves(runs, hist)
@@ -116,22 +125,26 @@ def test_loss_curves_facets_and_colours(frames, tmp_path):
     axes = _data_axes(fig)
     assert len(axes) == len(OPTS) * len(ZGS)
     by_id = runs.set_index("run_id")
-    n_lines = 0
-    for ax in axes:
-        for line in ax.get_lines():
-            if line.get_gid() is None:  # the "x" divergence markers
-                continue
-            n_lines += 1
-            want = SYMPTOM_COLORS[by_id.loc[line.get_gid(), "symptom"]]
-            assert to_hex(line.get_color()) == want.lower()
-    assert n_lines == len(runs)
+    drawn = [d for ax in axes for d in _runs_drawn(ax)]
+    assert sorted(rid for rid, _, _ in drawn) == sorted(runs["run_id"])  # every run, once
+    for rid, color, _ in drawn:
+        assert to_hex(color) == SYMPTOM_COLORS[by_id.loc[rid, "symptom"]].lower()
+    # noise is the line style: solid for the first level, dashed for the second
+    dashes = {n: {str(ls[1]) for rid, _, ls in drawn if by_id.loc[rid, "noise"] == n} for n in NOISES}
+    assert dashes[NOISES[0]] == {"None"} and len(dashes[NOISES[1]]) == 1
+    assert dashes[NOISES[1]] != {"None"}
     # one "x" per diverged run, on top of the axis
-    xs = [ln for ax in axes for ln in ax.get_lines() if ln.get_marker() == "x"]
-    assert len(xs) == (runs["symptom"] == "diverged").sum()
-    # every facet's title names its optimizer and zero_grad; lr labels at the right edge
+    marks = [c for ax in axes for c in ax.collections if c.get_gid() == "blowups"]
+    assert sum(len(c.get_offsets()) for c in marks) == (runs["symptom"] == "diverged").sum()
+    top = axes[0].get_ylim()[1]
+    assert all(0.3 * top < y < top for c in marks for _, y in c.get_offsets())
+    # every facet's title names its optimizer and zero_grad; lr labels at the right edge, each
+    # with a leader line back to its curve
     titles = {ax.get_title() for ax in axes}
     assert "sgd · zero_grad=True" in titles and "adam · zero_grad=False" in titles
     assert any(t.get_text() == "3e-3" for t in axes[0].texts)
+    (leaders,) = [c for c in axes[0].collections if c.get_gid() == "lr-leaders"]
+    assert len(leaders.get_segments()) == len(axes[0].texts)
     _png(plots.save(fig, tmp_path / "curves" / "linear.png"))
 
 
@@ -273,8 +286,72 @@ def test_loss_curves_draw_a_few_repeats_of_each_grid_point(frames):
     seed_hist = pd.concat([h.assign(run_id=f"s{i}") for i in range(5)], ignore_index=True)
     fig = plots.loss_curves(pd.concat([runs, seeds], ignore_index=True),
                             pd.concat([hist, seed_hist], ignore_index=True))["linear"]
-    drawn = {ln.get_gid() for ax in _data_axes(fig) for ln in ax.get_lines() if ln.get_gid()}
+    drawn = {rid for ax in _data_axes(fig) for rid, _, _ in _runs_drawn(ax)}
     # the original run of that grid point and the first two seeds; every other grid point's run
     assert {"s0", "s1"} <= drawn and not drawn & {"s2", "s3", "s4"}
     assert len(drawn) == len(runs) + 2
     assert "(3 more runs of the same grid points not drawn)" in fig._suptitle.get_text()
+
+
+def _pixels(path):
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_write_figures_shares_them_out_and_draws_the_same(frames, tmp_path):
+    from sweeps.plots.batch import write_figures
+
+    runs, hist = frames
+    runs = runs.assign(model=np.where(runs["optimizer"] == "adam", "mlp", "linear"))
+    forked = write_figures(runs, hist, tmp_path / "forked", processes=3)
+    alone = write_figures(runs, hist, tmp_path / "alone", processes=1)
+    names = {"loss_curves_linear.png", "loss_curves_mlp.png", "symptom_map_linear.png",
+             "symptom_map_mlp.png", "overfitting.png"}
+    assert {p.name for p in forked} == {p.name for p in alone} == names
+    for p in forked:  # drawn by whichever process, the same picture
+        assert np.array_equal(_pixels(p), _pixels(tmp_path / "alone" / p.name))
+    # a figure this analysis does not draw does not stay from an earlier one
+    healthy = runs.assign(symptom="healthy")
+    again = write_figures(healthy, hist, tmp_path / "forked", processes=2)
+    assert "overfitting.png" not in {p.name for p in again}
+    assert not (tmp_path / "forked" / "overfitting.png").exists()
+
+
+def test_background_helper_draws_handed_frames(frames, tmp_path):
+    from sweeps.plots import background
+
+    runs, hist = frames
+    drawer = background.start_figures()
+    proc = drawer.proc
+    drawer.send_figures(runs, hist, tmp_path / "bg")
+    files = drawer.files()
+    assert proc.returncode == 0  # one job, then it ends
+    assert {p.name for p in files} == {"loss_curves_linear.png", "symptom_map_linear.png",
+                                       "overfitting.png"}
+    for p in files:
+        _png(p)
+
+
+def test_background_helper_gone_means_drawing_here(frames, tmp_path, caplog):
+    from sweeps.plots import background
+
+    runs, hist = frames
+    drawer = background.start_figures()
+    drawer.proc.kill()
+    drawer.proc.wait()
+    drawer.send_figures(runs, hist, tmp_path / "here")
+    files = drawer.files()
+    assert "drawing here" in caplog.text
+    assert {p.name for p in files} >= {"loss_curves_linear.png", "symptom_map_linear.png"}
+    for p in files:
+        _png(p)
+
+
+def test_background_helper_closed_without_a_job_ends(tmp_path):
+    from sweeps.plots import background
+
+    drawer = background.start_figures()
+    proc = drawer.proc
+    drawer.close()
+    assert proc.returncode is not None and drawer.proc is None  # ended, not left running
+    assert not list(tmp_path.iterdir())

@@ -168,35 +168,32 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
 
 
 def write_outputs(a: Analysis, uri: str, plots: bool = True, run: Optional[str] = None,
-                  parent_id: Optional[str] = None) -> list[Path]:
+                  parent_id: Optional[str] = None, gif: bool = True, drawer: Any = None) -> list[Path]:
     """CSV and plots into ``a.output_dir``; logged as artifacts of the sweep's parent run
-    (``parent_id``, else the experiment's latest)."""
+    (``parent_id``, else the experiment's latest). ``gif``: animate the fitted line too;
+    ``drawer``: a warm plot process (sweeps.plots.background) to draw the figures in."""
     a.output_dir.mkdir(parents=True, exist_ok=True)
     cols = ["run_id", "name", "status", "model", "optimizer", "lr", "noise", "zero_grad", "symptom",
             "fix", "final_train_loss", "final_val_loss", "epochs_run"]
     files = [a.output_dir / "labels.csv"]
     a.runs[cols].to_csv(files[0], index=False)
     if plots and not a.runs.empty:
-        files += _plots(a, uri, run)
+        files += _plots(a, uri, run, gif, drawer)
     tracking.log_dir(uri, parent_id or _parent_run(uri, a.experiment_id), a.output_dir, "analysis")
     return files
 
 
-def _plots(a: Analysis, uri: str, chosen: Optional[str]) -> list[Path]:
-    from sweeps import plots
-
-    files = []
-    for model, fig in plots.loss_curves(a.runs, a.histories).items():
-        files.append(plots.save(fig, a.output_dir / f"loss_curves_{model}.png"))
-    for model, fig in plots.symptom_map(a.runs).items():
-        files.append(plots.save(fig, a.output_dir / f"symptom_map_{model}.png"))
-    fig = plots.overfitting_curves(a.runs, a.histories)
-    if fig is not None:
-        files.append(plots.save(fig, a.output_dir / "overfitting.png"))
+def _plots(a: Analysis, uri: str, chosen: Optional[str], gif: bool = True,
+           drawer: Any = None) -> list[Path]:
     pick = _pick_line_run(a.runs, chosen)
-    if pick is not None:
-        files += _fitted_line(uri, pick, a.output_dir)
-    return files
+    if drawer is None:
+        from sweeps.plots.batch import write_figures  # several processes at once
+
+        files = write_figures(a.runs, a.histories, a.output_dir)
+        return files + (_fitted_line(uri, pick, a.output_dir, gif) if pick is not None else [])
+    drawer.send_figures(a.runs, a.histories, a.output_dir)  # drawn there while the line is here
+    line = _fitted_line(uri, pick, a.output_dir, gif) if pick is not None else []
+    return drawer.files() + line
 
 
 def _pick_line_run(runs: pd.DataFrame, chosen: Optional[str]) -> Optional[pd.Series]:
@@ -214,21 +211,22 @@ def _pick_line_run(runs: pd.DataFrame, chosen: Optional[str]) -> Optional[pd.Ser
     return linear.loc[score.idxmin()]
 
 
-def _fitted_line(uri: str, run: pd.Series, out: Path) -> list[Path]:
+def _fitted_line(uri: str, run: pd.Series, out: Path, gif: bool = True) -> list[Path]:
     from sweeps import plots
 
     hist = tracking.histories(uri, [run.run_id], ["w", "b", "train_loss"])
     w = [v for _, v in hist.get((run.run_id, "w"), [])]
     b = [v for _, v in hist.get((run.run_id, "b"), [])]
     loss = [v for _, v in hist.get((run.run_id, "train_loss"), [])]
-    data = _data_of(run.params)
-    if not w or not b or data is None:
+    data = _data_of(run.params) if w and b else None  # a foreign run: no torch import
+    if data is None:
         return []
     x, y = data.x_train.numpy().ravel(), data.y_train.numpy().ravel()
     fig = plots.fitted_line(x, y, w, b, loss, x_val=data.x_val.numpy().ravel(), y_val=data.y_val.numpy().ravel())
-    png = plots.save(fig, out / "fitted_line.png")
-    gif = plots.fitted_line_gif(x, y, w, b, loss, out / "fitted_line.gif")
-    return [png, gif]
+    files = [plots.save(fig, out / "fitted_line.png")]
+    if gif:
+        files.append(plots.fitted_line_gif(x, y, w, b, loss, out / "fitted_line.gif"))
+    return files
 
 
 def _data_of(params: dict[str, str]) -> Any:
@@ -372,8 +370,13 @@ def main(argv: Optional[list[str]] = None) -> None:
         if tracking.local_store_path(uri) and not tracking.local_store_path(uri).is_file():
             raise ConfigError(f"--tracking-uri={uri!r}: no store there; run a sweep first or point at one")
         start = time.perf_counter()
+        drawer = None
+        if not args.no_plots:  # matplotlib loads there while the store is read here
+            from sweeps.plots import background
+
+            drawer = background.start_figures()
         a = analyse(uri, args.experiment, args.train_metric, args.val_metric, args.relabel, args.output_root)
-        files = write_outputs(a, uri, plots=not args.no_plots, run=args.run)
+        files = write_outputs(a, uri, plots=not args.no_plots, run=args.run, drawer=drawer)
         print(report(a, args.show))
         print(f"\nwrote {len(files)} files to {a.output_dir} in {time.perf_counter() - start:.1f} s "
               f"(also artifacts of the sweep's parent run)")

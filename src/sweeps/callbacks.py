@@ -42,6 +42,7 @@ class OpenSweep:
     progress: Optional[Progress] = None
     output_dir: str = "outputs"
     plots: bool = True
+    drawer: Any = None  # the warm plot process (sweeps.plots.background), when plots are on
 
 
 @dataclass
@@ -159,6 +160,10 @@ class SweepCallback(Callback):
         sweep = OpenSweep(uri, experiment, exp_id, parent, str(sweep_dir),
                           output_dir=str(config.paths.output_dir), plots=bool(config.sweep.plots))
         _OPEN.append(sweep)
+        if sweep.plots:  # matplotlib loads there while the jobs run; it draws at the end
+            from sweeps.plots import background
+
+            sweep.drawer = background.start_figures()
         marker = sweep_dir / PARENT_FILE
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"run_id": parent, "experiment_id": exp_id, "done": done,
@@ -196,6 +201,10 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
                 with stopping.deferred():
                     _close_killed(sweep)
             raise
+        finally:
+            if sweep.drawer is not None:  # no plots were handed over: let the helper go
+                sweep.drawer.close()
+                sweep.drawer = None
         if result is not None:
             results.append(result)
     return results
@@ -305,7 +314,9 @@ def _plots(sweep: OpenSweep) -> Optional[str]:
 
     try:
         a = analyze.analyse(sweep.uri, sweep.experiment, output_root=sweep.output_dir)
-        analyze.write_outputs(a, sweep.uri, plots=True, parent_id=sweep.parent_id)
+        drawer, sweep.drawer = sweep.drawer, None
+        analyze.write_outputs(a, sweep.uri, plots=True, parent_id=sweep.parent_id, gif=False,
+                              drawer=drawer)
         return str(a.output_dir.resolve())
     except Exception as err:  # noqa: BLE001
         log.warning("could not draw the plots: %s", err)

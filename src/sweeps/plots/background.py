@@ -1,0 +1,132 @@
+"""Plots off the critical path: a helper process, started when a command starts (a sweep, or
+``sweeps-analyze``), pays the imports the drawing needs (pandas, matplotlib, the figure modules,
+the fonts) while the command trains, records or reads the store. When the command has its
+frames it hands them over; the helper draws the comparison figures (several processes at once,
+``sweeps.plots.batch``) while the command draws the fitted line, and the command waits for it,
+so it returns with every plot written. Client side: standard library only."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import subprocess
+import sys
+from typing import Any, Optional
+
+log = logging.getLogger(__name__)
+
+
+class Drawer:
+    """A warm helper process (``python -m sweeps.plots.background``); one job, then it ends."""
+
+    def __init__(self) -> None:
+        # A session of its own: Ctrl-C at the terminal stops the command, which closes the pipe;
+        # the helper ends when its stdin does (also when the command is killed outright).
+        self.proc: Optional[subprocess.Popen] = subprocess.Popen(
+            [sys.executable, "-m", "sweeps.plots.background"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        self._job: tuple = ()
+
+    def _submit(self, job: tuple) -> None:
+        self._job = job
+        if self.proc is None:
+            return  # closed: _answer says so
+        try:
+            self.proc.stdin.write(pickle.dumps(job))
+            self.proc.stdin.close()
+        except OSError:  # gone already: _answer says so
+            pass
+
+    def _answer(self) -> Any:
+        """The helper's answer to the job. Raises RuntimeError: it failed or is gone."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            raise RuntimeError("the plot process was closed")
+        try:
+            out = proc.stdout.read()
+            proc.wait()
+            reply = pickle.loads(out) if out else {}
+        except (OSError, pickle.UnpicklingError, EOFError) as err:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"the plot process is gone ({err})") from err
+        if "result" not in reply:
+            raise RuntimeError(reply.get("error") or f"the plot process ended ({proc.returncode})")
+        return reply["result"]
+
+    def send_figures(self, runs: Any, histories: Any, out_dir: Any) -> None:
+        """Hand over frames to draw with ``sweeps.plots.batch.write_figures``; ``files()``
+        waits for them."""
+        self._submit((runs, histories, str(out_dir)))
+
+    def files(self) -> list:
+        """The files the helper wrote; should it have failed, the figures are drawn here."""
+        try:
+            return self._answer()
+        except RuntimeError as err:
+            log.warning("plot process: %s; drawing here", err)
+            from sweeps.plots.batch import write_figures
+
+            runs, histories, out_dir = self._job
+            return write_figures(runs, histories, out_dir)
+
+    def close(self) -> None:
+        """Stop the helper without a job (an interrupted or failed sweep): it has only loaded
+        modules and opened the store for reading, so it is ended at once."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.terminate()
+            proc.wait()
+            for pipe in (proc.stdin, proc.stdout):
+                pipe.close()
+
+
+def start_figures() -> Optional[Drawer]:
+    """A helper that draws the frames it is handed (None if none could start: the figures are
+    then drawn in this process)."""
+    try:
+        return Drawer()
+    except OSError as err:
+        log.warning("no plot process (%s): the plots are drawn in this one", err)
+        return None
+
+
+def _warm() -> None:
+    """Load everything the drawing needs, before the frames come."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from sweeps.plots import batch  # noqa: F401  (pandas, the figure modules)
+
+    fig = Figure(figsize=(1, 1))
+    fig.text(0.5, 0.5, "0.1 e-3")  # loads the font once, for every figure and forked drawer
+    FigureCanvasAgg(fig).draw()
+
+
+def main() -> None:
+    """The helper: warm up, then draw the one job read from stdin and answer on stdout, both
+    pickled."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    reply: dict = {}
+    try:
+        _warm()
+    except Exception as err:  # noqa: BLE001 - reported as the job's answer
+        reply = {"error": f"{type(err).__name__}: {err}"}
+    try:
+        runs, histories, out_dir = pickle.load(stdin)
+    except EOFError:
+        return  # the command ended without plots
+    if not reply:
+        try:
+            from sweeps.plots.batch import write_figures
+
+            # the fitted line is drawn by the command meanwhile: no room kept for it here
+            reply = {"result": write_figures(runs, histories, out_dir, reserve=0.0)}
+        except Exception as err:  # noqa: BLE001
+            reply = {"error": f"{type(err).__name__}: {str(err).strip()[:500]}"}
+    pickle.dump(reply, stdout)
+    stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

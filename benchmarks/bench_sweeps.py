@@ -144,7 +144,7 @@ def tracking_cost(n: int = 100) -> tuple[float, float]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from sweeps import app, tracking
+    from sweeps import app, record, tracking
     from sweeps.config import config_dir
     from sweeps.config import register_configs
     from sweeps.loop import train
@@ -165,11 +165,10 @@ def tracking_cost(n: int = 100) -> tuple[float, float]:
         logs = []
         for _ in range(n):  # what the vectorized launcher does per job, then one transaction
             c = OmegaConf.to_container(cfg, resolve=True)
-            tags, params = app.describe(c, [], {}, None)
-            d = app.label(c, h)
-            rl = tracking.RunLog.open(uri, exp_id, app.run_name(c, []), tags)
-            rl.add(params=params, tags=app.outcome_tags(d, h), texts=app.config_texts(c, {}))
-            rl.queue_epochs(0, h.metrics)
+            rec = record.begin(c, [], {}, host="bench", pid=0)
+            rl = tracking.RunLog.open(uri, exp_id, rec.name, rec.tags, lazy=True)
+            rl.add(params=rec.params)
+            app.write(rl, record.complete(rec, c, h, app.label(c, h), {}))
             logs.append(rl)
         tracking.finish_many(uri, logs, "FINISHED")
         bulk = (time.perf_counter() - t) / n * 1000

@@ -96,7 +96,7 @@ def _warm() -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from sweeps.plots import batch  # noqa: F401  (pandas, the figure modules)
+    from sweeps.plots import batch  # noqa: F401  # pandas and the figure modules, loaded now
 
     fig = Figure(figsize=(1, 1))
     fig.text(0.5, 0.5, "0.1 e-3")  # loads the font once, for every figure and forked drawer

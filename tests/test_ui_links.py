@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sweeps import tracking
-from sweeps.progress import experiment_note, parent_note, swept, where_to_browse
+from sweeps.summary import experiment_note, parent_note, swept, where_to_browse
 
 ML = "runs?workflowType=machine_learning"
 

@@ -21,7 +21,7 @@ import pandas as pd
 from sweeps import secrets, tracking
 from sweeps.config import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
-from sweeps.progress import where_to_browse
+from sweeps.summary import where_to_browse
 
 log = logging.getLogger(__name__)
 

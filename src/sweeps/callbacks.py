@@ -21,10 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from sweeps import stopping, tracking
 from sweeps.app import PARENT_FILE, store_location
 from sweeps.config import ConfigError, check_value, validate
-from sweeps.diagnose import SYMPTOMS
 from sweeps.loop import resolve_device
-from sweeps.progress import (Progress, experiment_note, parent_metrics, parent_note, read_marks, swept,
-                             where_to_browse)
+from sweeps.progress import Progress, read_marks
+from sweeps.summary import (SweepResult, experiment_note, parent_metrics, parent_note, result_of,
+                            summary_text, swept)
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +43,6 @@ class OpenSweep:
     output_dir: str = "outputs"
     plots: bool = True
     drawer: Any = None  # the warm plot process (sweeps.plots.background), when plots are on
-
-
-@dataclass
-class SweepResult:
-    total: int
-    finished: int
-    failed: int
-    killed: int
-    skipped: int
-    by_symptom: dict[str, int]
-    errors: list[str]
-    examples: dict[str, str] = field(default_factory=dict)  # symptom -> a run name
-    best: str = ""  # the healthy run with the lowest final val_loss
-    best_val_loss: Optional[float] = None
-
-    @property
-    def ok(self) -> bool:
-        return self.failed == 0
 
 
 # Sweeps opened by this process, in order. Only the CLI process's callbacks touch it.
@@ -230,7 +212,7 @@ def _finish(sweep: OpenSweep, error: Optional[BaseException]) -> Optional[SweepR
             if r.status == "RUNNING":
                 tracking.set_status(sweep.uri, r.run_id, "KILLED")
         rows = tracking.children(sweep.uri, sweep.experiment_id, sweep.parent_id)
-    result = _result(rows, read_marks(sweep.sweep_dir)["SKIPPED"])
+    result = result_of(rows, read_marks(sweep.sweep_dir)["SKIPPED"])
     if interrupted:
         status = "KILLED"
     elif error is not None and not rows:
@@ -256,55 +238,6 @@ def _finish(sweep: OpenSweep, error: Optional[BaseException]) -> Optional[SweepR
     )
     print(text, flush=True)
     return result
-
-
-def _result(rows: list[tracking.ChildRow], skipped: int = 0) -> SweepResult:
-    by_symptom: dict[str, int] = {}
-    for r in rows:
-        if r.status == "FINISHED" and r.symptom:
-            by_symptom[r.symptom] = by_symptom.get(r.symptom, 0) + 1
-    failed = [r for r in rows if r.status == "FAILED"]
-    examples: dict[str, str] = {}
-    for r in sorted(rows, key=lambda r: r.name):
-        if r.status == "FINISHED" and r.symptom:
-            examples.setdefault(r.symptom, r.name)
-    healthy = [r for r in rows if r.symptom == "healthy" and r.val_loss == r.val_loss]
-    best = min(healthy, key=lambda r: r.val_loss, default=None)
-    return SweepResult(
-        examples=examples,
-        best=f"{best.name} (val_loss {best.val_loss:.3g})" if best else "",
-        best_val_loss=best.val_loss if best else None,
-        total=len(rows),
-        finished=sum(r.status == "FINISHED" for r in rows),
-        failed=len(failed),
-        killed=sum(r.status == "KILLED" for r in rows),
-        skipped=skipped,
-        by_symptom=dict(sorted(by_symptom.items())),
-        errors=[f"{r.name}: {r.error}" for r in failed],
-    )
-
-
-def summary_text(sweep: OpenSweep, result: SweepResult, seconds: float, plots: Optional[str] = None) -> str:
-    """The end-of-sweep report: a table of runs per symptom with an example each, the best
-    healthy run, the failures, where the plots are, and how to open the store."""
-    lines = [
-        f"sweep '{sweep.experiment}': {result.total + result.skipped} jobs in {seconds:.1f} s: "
-        f"{result.finished} finished, {result.failed} failed"
-        + (f", {result.killed} killed" if result.killed else "")
-        + f", {result.skipped} skipped (finished before)",
-    ]
-    if result.by_symptom:
-        lines.append(f"  {'symptom':<12} {'runs':>5}  example")
-        for symptom in SYMPTOMS:
-            if symptom in result.by_symptom:
-                lines.append(f"  {symptom:<12} {result.by_symptom[symptom]:>5}  {result.examples.get(symptom, '')}")
-    if result.best:
-        lines.append(f"  best healthy run: {result.best}")
-    lines += [f"  failed: {e}" for e in result.errors]
-    if plots:
-        lines.append(f"  plots: {plots} (also artifacts of the sweep's parent run)")
-    lines += where_to_browse(sweep.uri, sweep.experiment, sweep.experiment_id)
-    return "\n".join(lines)
 
 
 def _plots(sweep: OpenSweep) -> Optional[str]:

@@ -15,6 +15,7 @@ from sweeps import callbacks, secrets, stopping, tracking
 from sweeps.app import apply_fix, execute, run_job, store_location
 from sweeps.config import config_dir, register_configs
 from sweeps.errors import one_line
+from sweeps.summary import where_to_browse
 
 EXIT_CONFIG = 2  # bad input: nothing was run
 EXIT_FAILED = 1  # a job failed
@@ -44,7 +45,7 @@ def _task(cfg: DictConfig) -> float:
         print(f"  fix:   sweeps {' '.join(fixed)}")
     if cfg.tracking.enabled:
         uri, experiment, _ = store_location(cfg)
-        print("\n".join(callbacks.where_to_browse(uri, experiment)), flush=True)
+        print("\n".join(where_to_browse(uri, experiment)), flush=True)
     return out.objective
 
 

@@ -1,6 +1,7 @@
 """The only package that talks to MLflow.
 
-- ``store``: where the store is (URIs, the client, experiments, reachability) and shared helpers;
+- ``store``: where the store is (URIs, the client, experiments) and the helpers shared below;
+- ``server``: bounded patience with a tracking server, and telling one that went away;
 - ``seed``: new SQLite stores copied from an empty one instead of migrated from scratch;
 - ``runs``: writing a run (RunLog), through MLflow's public API or in bulk;
 - ``bulk``: the same writes and reads straight on MLflow's tables, for tested schemas only;
@@ -16,8 +17,9 @@ from sweeps.tracking.runs import RunLog, end_parent, finish_many, params_for, ru
 from sweeps.tracking.store import (
     MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VALUE, PRIVATE_KEYS,
     TAG_ERROR, TAG_HASH, TAG_HOST, TAG_NOTE, TAG_PARENT, TAG_PID, TAG_ROLE, TAG_SWEEP_DIR, ChildRow,
-    StoreUnreachable, check_writable, client, default_uri, delete_run, experiment_id,
-    local_store_path, resolve_uri, seed_sqlite, set_status, store_unreachable, unreachable)
+    check_writable, client, default_uri, delete_run, experiment_id, local_store_path, resolve_uri,
+    seed_sqlite, set_status)
+from sweeps.tracking.server import StoreUnreachable, store_unreachable, unreachable
 from sweeps.tracking.ui import TAG_NOTE_SHA, UI_PORT, describe_experiment, log_results, runs_url
 
 __all__ = [

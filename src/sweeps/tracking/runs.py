@@ -17,8 +17,8 @@ from sweeps.secrets import scrub
 from sweeps.tracking import bulk
 from sweeps.tracking.store import (
     MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VALUE, PRIVATE_KEYS,
-    TAG_ERROR, TAG_HOST, TAG_PID, StoreUnreachable, clean, client, clock, metric_value, now_ms,
-    set_status, store_unreachable, unreachable, write_texts)
+    TAG_ERROR, TAG_HOST, TAG_PID, clean, client, clock, metric_value, now_ms, set_status, write_texts)
+from sweeps.tracking.server import StoreUnreachable, store_unreachable, unreachable
 
 
 @dataclass

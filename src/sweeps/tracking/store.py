@@ -17,6 +17,7 @@ from sweeps import stopping
 from sweeps.config import ConfigError
 from sweeps.secrets import remember, scrub
 from sweeps.tracking import seed
+from sweeps.tracking.server import HTTP_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -123,57 +124,6 @@ def _check_sqlite_store(uri: str, path: Path) -> None:
             raise stopping.as_stopped(err) from None
         what = "is locked by another program" if "locked" in str(err) else f"cannot be written ({err})"
         raise ConfigError(f"tracking.uri={uri!r}: {str(path)!r} {what}; close it or choose another store") from None
-
-
-# Bounded patience with a tracking server: MLflow's defaults (120 s timeout, 7 retries with
-# back-off) turn a server that went away into a hang of many minutes. Users may override them.
-HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
-    # MLflow prints "View run <name> at: <server URL>" per run: noise, and the URL may carry a
-    # password. The summary prints where to browse, scrubbed.
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-}
-
-
-class StoreUnreachable(BaseException):
-    """The tracking server cannot be reached. A BaseException: Hydra's launchers record an
-    ``Exception`` as one failed job and start the next, which would wait on the same dead server."""
-
-
-def unreachable(err: BaseException) -> Optional[str]:
-    """Why the tracking server could not be reached (``connection refused``, ``timed out``,
-    ``server errors``) when that is what ``err`` or an exception behind it says; else None."""
-    import requests
-
-    seen: list[BaseException] = []
-    cur: Optional[BaseException] = err
-    while cur is not None and cur not in seen:
-        seen.append(cur)
-        if isinstance(cur, StoreUnreachable):
-            return str(cur)
-        if isinstance(cur, requests.exceptions.Timeout):
-            return "timed out"
-        if isinstance(cur, requests.exceptions.ConnectionError):
-            text = str(cur).lower()
-            if "refused" in text:
-                return "connection refused"
-            return "timed out" if "timed out" in text else "connection failed"
-        if isinstance(cur, requests.exceptions.RetryError):
-            return "server errors"
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
-def store_unreachable(uri: str, err: BaseException) -> StoreUnreachable:
-    """The one-line error of a sweep stopped because its tracking server went away."""
-    return StoreUnreachable(
-        f"tracking server {scrub(uri)} unreachable ({unreachable(err)}); the sweep stopped. "
-        "When the server is back, run the same command again: finished runs are skipped"
-    )
-
 
 
 @lru_cache(maxsize=8)

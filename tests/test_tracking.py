@@ -76,16 +76,6 @@ def test_credentials_never_reach_the_store(make_cfg, tmp_path):
     assert "tracking.uri" not in r.data.params
 
 
-@pytest.mark.parametrize("uri, shown", [
-    ("http://u:p@host:5000", "http://host:5000"),
-    ("postgresql://mlflow:pw@db.local/mlflow", "postgresql://db.local/mlflow"),
-    ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
-    ("text with https://a:b@h/x inside", "text with https://h/x inside"),
-])
-def test_scrub(uri, shown):
-    assert tracking.scrub(uri) == shown
-
-
 def test_a_run_flushed_while_training_is_created_then_finished(make_cfg, tmp_path):
     """A loop longer than tracking.flush_every_s shows up RUNNING with its first epochs, and
     ends with every epoch once, like a run written at its end."""

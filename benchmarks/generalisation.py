@@ -9,7 +9,8 @@ come from the labeller.
 The corpus (benchmarks/corpus/families.py) is a list of set-up FAMILIES; each family is wholly in
 the calibration part (thresholds may be tuned on it) or in the test part (never looked at while
 tuning). It is cached under outputs/generalisation/ (histories and truth, one JSON per family),
-so scoring after a labeller change takes seconds.
+so scoring after a labeller change takes seconds (continuation truth is cached as the
+continuations' curves and judged when scoring).
 
 Ground truth, written before any tuning. T: the run's epochs; L0: its first train loss.
 Where the model is linear in its parameters and trained by this project's loop (families
@@ -26,8 +27,8 @@ Reducible loss R = L0 - L_ref. Rules, first match wins:
   diverged     the run's losses become non-finite; or it ends at or above L0 and C becomes
                non-finite or ends >= GROWTH x L0 (it grows without bound).
   oscillating  in the run's second half the train loss climbs back above its running minimum by
-               >= SWING x R, or (a loss spanning decades) to >= DECADE_SWING x its running
-               minimum's excess over L_ref while that climb is >= MIN_CLIMB x R; and it keeps
+               >= SWING x R, or (a loss spanning decades) back to >= DECADE_SWING x its
+               running minimum while that climb is >= MIN_CLIMB x R; and it keeps
                swinging: C's last T epochs climb back by the same measure (or C blows up).
   overfitting  the validation loss, smoothed (running median of 5), ends >= VAL_RISE above its
                minimum and by >= VAL_NOISE x its epoch-to-epoch jitter, the minimum reached

@@ -9,7 +9,6 @@ from typing import Any
 from hydra import compose
 from omegaconf import OmegaConf
 
-from corpus.truth import judge
 from ground_truth import ground_truth, linear_problem
 from sweeps.config import training_config
 from sweeps.loop import train
@@ -35,9 +34,10 @@ def _with(cfg: Any, **changes: Any) -> Any:
 def build_run(overrides: list[str]) -> dict[str, Any]:
     """One runner run: its history, the config the labeller sees and the ground truth."""
     cfg = compose_run(overrides)
-    h = history(cfg)
     conf = training_config(cfg)
     if linear_problem(cfg) is not None:
+        h = history(cfg)
+
         class _H(dict):
             pass
         t = ground_truth(cfg, _H(h))
@@ -47,10 +47,20 @@ def build_run(overrides: list[str]) -> dict[str, Any]:
     else:
         T, lr = cfg.train.epochs, cfg.optimizer.lr
         cont = history(_with(cfg, train__epochs=10 * T))
+        # Same seed, constant lr: the run is the continuation's first T epochs, step for step.
+        constant = cfg.train.lr_schedule == "constant"
+        h = {k: v[:T] for k, v in cont.items()} if constant else history(cfg)
         hi = history(_with(cfg, optimizer__lr=lr * 10))
-        const = None
-        if cfg.train.lr_schedule != "constant":
-            const = history(_with(cfg, train__epochs=10 * T, train__lr_schedule="constant"))
-        truth = {**judge(h, cont, hi, const), "source": "continuation"}
+        const = None if constant else \
+            history(_with(cfg, train__epochs=10 * T, train__lr_schedule="constant"))
+        return {"overrides": overrides, "config": conf, "history": h, "full_batch": True,
+                "continuations": continuations(cont, hi, const)}
     return {"overrides": overrides, "config": conf, "history": h, "truth": truth,
             "full_batch": True}
+
+
+def continuations(cont: dict, hi: dict, const: dict | None) -> dict[str, dict]:
+    """What the continuation truth reads: the loss curves of C, Hi and K."""
+    keep = ("train_loss", "val_loss")
+    return {name: {k: h[k] for k in keep} for name, h in (("C", cont), ("Hi", hi), ("K", const))
+            if h is not None}

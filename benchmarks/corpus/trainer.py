@@ -141,7 +141,7 @@ def fit(cfg: dict) -> dict[str, list[float]]:
             loss.backward()
             gnorm = float(nn.utils.clip_grad_norm_(net.parameters(), clip))
             opt.step()
-            total += float(loss) * len(xb)
+            total += float(loss.detach()) * len(xb)
         with torch.no_grad():
             v = float(crit(net(xv), yv))
         out["train_loss"].append(total / len(xt))

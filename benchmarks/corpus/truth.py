@@ -10,7 +10,7 @@ import numpy as np
 
 GROWTH = 100.0  # diverged: C ends this many times above L0
 SWING = 0.1  # oscillating: climbs back this share of the reducible loss ...
-DECADE_SWING = 3.0  # ... or to this multiple of its running minimum's excess over L_ref ...
+DECADE_SWING = 3.0  # ... or back to this multiple of its running minimum (a log scale) ...
 MIN_CLIMB = 0.01  # ... when that climb is at least this share of the reducible loss
 VAL_RISE = 0.1  # overfitting: smoothed val ends this share above its minimum ...
 VAL_NOISE = 4.0  # ... and this many std devs of its jitter above it ...
@@ -38,24 +38,22 @@ def _jitter(a: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2)) if len(d) else 0.0
 
 
-def swing(curve: np.ndarray, l_ref: float, reducible: float) -> tuple[float, float]:
-    """(largest climb above the running minimum / R, largest climb measured as a multiple of the
-    running minimum's excess over L_ref among climbs >= MIN_CLIMB x R)."""
+def swing(curve: np.ndarray, reducible: float) -> tuple[float, float]:
+    """(largest climb above the running minimum / R, largest multiple of its running minimum
+    the loss climbs back to, among climbs >= MIN_CLIMB x R: a swing on a log scale)."""
     if len(curve) < 2:
         return 0.0, 0.0
     run_min = np.minimum.accumulate(curve)
     climb = curve - run_min
     rel = float(np.max(climb)) / reducible
-    big = climb >= MIN_CLIMB * reducible
+    big = (climb >= MIN_CLIMB * reducible) & (run_min > 0)
     if not np.any(big):
         return rel, 0.0
-    excess = np.maximum(run_min - l_ref, 1e-12 * max(abs(l_ref), 1e-300))
-    ratio = float(np.max((curve[big] - l_ref) / excess[big]))
-    return rel, ratio
+    return rel, float(np.max(curve[big] / run_min[big]))
 
 
-def _swings(curve: np.ndarray, l_ref: float, reducible: float) -> bool:
-    rel, ratio = swing(curve, l_ref, reducible)
+def _swings(curve: np.ndarray, reducible: float) -> bool:
+    rel, ratio = swing(curve, reducible)
     return rel >= SWING or ratio >= DECADE_SWING
 
 
@@ -77,14 +75,14 @@ def judge(run: dict, cont: dict, hi: dict, const: Optional[dict]) -> dict:
     reducible = max(l0 - l_ref, 1e-12 * max(abs(l0), 1e-300))
     m.update(L_ref=l_ref)
     a = np.asarray(tr, dtype=float)
-    rel, ratio = swing(a[T // 2:], l_ref, reducible)
+    rel, ratio = swing(a[T // 2:], reducible)
     m.update(swing=rel, swing_ratio=ratio)
     if rel >= SWING or ratio >= DECADE_SWING:
         c = np.asarray(c_tr, dtype=float)
-        keeps = not _finite(c_tr) or _swings(c[-T:], l_ref, reducible)
+        keeps = not _finite(c_tr) or _swings(c[-T:], reducible)
         if keeps:
-            return {"symptom": "oscillating", "why": f"climbs back {rel:.3g} R (x{ratio:.3g} "
-                    "of its excess) in the 2nd half, and still at 10 T", "measures": m}
+            return {"symptom": "oscillating", "why": f"climbs back {rel:.3g} R (to x{ratio:.3g} "
+                    "its running min) in the 2nd half, and still at 10 T", "measures": m}
         m["swing_settles_at_10T"] = 1.0
     sm = _median(a, 3)
     removed = (l0 - float(sm[-1])) / reducible

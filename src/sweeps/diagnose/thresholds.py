@@ -35,6 +35,9 @@ class Thresholds:
     osc_epochs: int = 2  #   so far, for at least this many of the judged epochs: a settled run
     #   does not climb back (waves, zig-zags and the late spikes of an adaptive optimizer whose
     #   step outgrows the minimum all do); a single-epoch blip is not counted
+    osc_log_swing: float = 3.0  # or: a judged epoch climbs back to >= this multiple of the
+    osc_min_climb: float = 0.01  #   lowest loss so far, by >= this * reducible (a log scale:
+    #   a loss spanning decades swings by multiples of itself, a small share of where it began)
     osc_noise: float = 6.0  # both, if the judged epochs look like noise: also >= this many std
     #   devs of their jitter (a running median of iid noise wanders ~2.5 std devs)
     structure: float = 0.5  # patterned: some autocorrelation of the detrended judged epochs at
@@ -52,6 +55,8 @@ class Thresholds:
     overfit_gap: float = 0.2  # ... the minimum at least this share of the run before the end
     overfit_gap_min: int = 5  # ... and at least this many epochs before it
     overfit_train_fall: float = 0.01  # ... while train fell >= this * reducible after it
+    overfit_material: float = 0.05  # a run not through its stall line is judged for overfitting
+    #   too once val fell this share of its start before turning up (more epochs hurt it)
     # stalled
     stall_share: float = 1 - math.exp(-1)  # less than this share of the reducible loss removed:
     #   the run has not got through one time constant of its own decay (1 - 1/e ~ 0.63)
@@ -59,6 +64,9 @@ class Thresholds:
     #   largest (zero_grad on): near a minimum the excess loss goes as the squared gradient, so
     #   at most 1 - 1/e of it can be gone; catches a curve that flattens because the optimizer's
     #   steps shrank (RMSprop's warm-up, a decaying schedule) rather than because it arrived
+    # confidence
+    clear_margin: float = 1.5  # a label whose deciding measure is this factor or more from its
+    #   threshold is "clear", nearer it is "borderline"
     # fixes
     stall_target: float = 0.8  # a stalled run's lr is raised to remove this share in its epochs
     min_progress: float = 1e-3  # removed share below which a stall says nothing about the lr

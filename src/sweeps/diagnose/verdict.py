@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,11 @@ class Diagnosis:
     fix: list[str] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
     alternatives: list[str] = field(default_factory=list)
+    # How far the deciding measure was from its threshold, as a factor >= 1 (the symptom's
+    # measure over its threshold; for a healthy run, the nearest rule's threshold over its
+    # measure), and what that makes the label: "clear" or "borderline".
+    margin: Optional[float] = None
+    confidence: str = ""
 
     def fix_str(self) -> str:
         """The fix overrides, space-separated ("" for a healthy run): apply all of them."""
@@ -26,6 +32,10 @@ class Diagnosis:
     def markdown(self) -> str:
         """A short markdown explanation of the verdict and its evidence (a run description)."""
         lines = [f"**{self.symptom}**: {self.cause}", ""]
+        if self.confidence:
+            how = f": the deciding measure is {self.margin:.3g}x from its threshold" \
+                if self.margin is not None and math.isfinite(self.margin) else ""
+            lines += [f"Confidence: {self.confidence}{how}", ""]
         if self.fix:
             lines += ["Fix: " + " ".join(f"`{f}`" for f in self.fix), ""]
         if self.alternatives:

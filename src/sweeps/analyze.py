@@ -21,6 +21,7 @@ import pandas as pd
 from sweeps import tracking
 from sweeps.config import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
+from sweeps.verify import verify_fixes, verify_report  # noqa: F401 - part of this CLI's API
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False) ->
                      config=row.params, grad_norm=None if all(map(math.isnan, grad)) else grad)
         runs.at[i, "symptom"], runs.at[i, "fix"] = d.symptom, d.fix_str()
         new_tags[row.run_id] = {"symptom": d.symptom, "cause": d.cause, "fix": d.fix_str(),
+                                "symptom_confidence": d.confidence,
                                 tracking.TAG_NOTE: d.markdown()}
     return new_tags
 
@@ -277,70 +279,6 @@ def report(a: Analysis, show: int = 30) -> str:
     return "\n".join(lines)
 
 
-# --- closing the loop --------------------------------------------------------------------------
-
-
-def verify_fixes(a: Analysis, uri: str) -> pd.DataFrame:
-    """Re-run every unhealthy run with its prescribed fix (every override of the ``fix`` tag,
-    applied together) as a new run tagged with the run it fixes and the fix, label it, and
-    return one row per attempt with the new symptom."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from sweeps.app import apply_fix, execute
-    from sweeps.cli import config_dir
-    from sweeps.config import register_configs
-
-    todo = a.runs[(a.runs["symptom"] != "healthy") & a.runs["overrides"].notna() & (a.runs["fix"] != "")]
-    rows = []
-    if todo.empty:
-        return pd.DataFrame(columns=["run_id", "name", "symptom", "fix", "new_run_id", "new_symptom"])
-    register_configs()
-    parent = tracking.start_parent(uri, a.experiment_id, f"verify-fixes {time.strftime('%Y-%m-%d_%H-%M-%S')}",
-                                   {tracking.TAG_ROLE: "verify"})
-    status = "FAILED"
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            for _, r in todo.iterrows():
-                fix = " ".join(r.fix.split())
-                overrides = r.overrides.split()
-                for override in fix.split():  # apply_fix replaces one key=value at a time
-                    overrides = apply_fix(overrides, override)
-                overrides += [f"tracking.uri={uri}", f"tracking.experiment={a.experiment}"]
-                cfg = compose("config", overrides=overrides)
-                outcome = execute(cfg, overrides, parent={"run_id": parent, "experiment_id": a.experiment_id},
-                                  extra_tags={"sweeps.fixes": r.run_id, "sweeps.fix": fix})
-                rows.append({"run_id": r.run_id, "name": r["name"], "symptom": r.symptom, "fix": fix,
-                             "new_run_id": outcome.run_id, "new_symptom": outcome.diagnosis.symptom})
-        status = "FINISHED"
-    finally:
-        GlobalHydra.instance().clear()
-        result = pd.DataFrame(rows)
-        healed = int((result["new_symptom"] == "healthy").sum()) if rows else 0
-        tracking.end_parent(uri, parent, status, tags={"sweeps.fixed": healed, "sweeps.attempted": len(rows)})
-    return result
-
-
-def verify_report(result: pd.DataFrame) -> str:
-    if result.empty:
-        return "verify-fixes: no unhealthy run with a fix to verify"
-    lines = ["verify-fixes: re-ran each unhealthy run with its prescribed fix (all overrides)"]
-    for symptom, g in result.groupby("symptom"):
-        ok = int((g["new_symptom"] == "healthy").sum())
-        lines.append(f"  {symptom:<12} {ok:>4}/{len(g):<4} became healthy ({100 * ok / len(g):.0f}%)")
-    ok = int((result["new_symptom"] == "healthy").sum())
-    lines.append(f"  {'all':<12} {ok:>4}/{len(result):<4} became healthy ({100 * ok / len(result):.0f}%)")
-    still = result[result["new_symptom"] != "healthy"]
-    if not still.empty:  # what the runs not healed became, per symptom
-        became = still.groupby(["symptom", "new_symptom"]).size()
-        lines.append("  not healed, became: " + ", ".join(
-            f"{a} -> {b}: {n}" for (a, b), n in became.items()))
-    for _, r in still.head(10).iterrows():
-        lines.append(f"    not fixed: {r['name']} ({r.symptom}) + {r.fix} -> {r.new_symptom}")
-    return "\n".join(lines)
-
-
 # --- CLI ---------------------------------------------------------------------------------------
 
 
@@ -359,6 +297,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--verify-fixes", action="store_true",
                    help="re-run every unhealthy run with its prescribed fix (all its overrides) and "
                    "report how many became healthy")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="with --verify-fixes: a fix that did not heal gets another round with the "
+                   "rerun's own diagnosis, up to this many rounds in all (1 or 2)")
     return p.parse_args(argv)
 
 
@@ -368,6 +309,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     uri = tracking.resolve_uri(args.tracking_uri, args.output_root)
     try:
+        if args.rounds not in (1, 2):
+            raise ConfigError(f"--rounds={args.rounds}: must be 1 or 2")
         if tracking.local_store_path(uri) and not tracking.local_store_path(uri).is_file():
             raise ConfigError(f"--tracking-uri={uri!r}: no store there; run a sweep first or point at one")
         start = time.perf_counter()
@@ -377,7 +320,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         print(f"\nwrote {len(files)} files to {a.output_dir} in {time.perf_counter() - start:.1f} s "
               f"(also artifacts of the sweep's parent run)")
         if args.verify_fixes:
-            print(verify_report(verify_fixes(a, uri)))
+            print(verify_report(verify_fixes(a, uri, rounds=args.rounds)))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -88,6 +88,7 @@ def outcome_tags(diagnosis: Any, history: History) -> dict[str, Any]:
         "symptom": diagnosis.symptom,
         "cause": diagnosis.cause,
         "fix": diagnosis.fix_str(),
+        "symptom_confidence": diagnosis.confidence,  # clear | borderline: filter doubtful runs
         tracking.TAG_NOTE: diagnosis.markdown(),
         "sweeps.stop_reason": history.stop_reason,
         "sweeps.epochs_run": history.epochs_run,

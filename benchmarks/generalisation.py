@@ -24,8 +24,11 @@ Everywhere else the truth comes from continuation runs of the same set-up (same 
        that a smaller lr removes is still a swing, and is not run).
 L_ref, what more time or a bolder lr removes: the lowest finite train loss of the run, C, K, Hi.
 Reducible loss R = L0 - L_ref. Rules, first match wins:
-  diverged     the run's losses become non-finite; or it ends at or above L0 and C becomes
-               non-finite or ends >= GROWTH x L0 (it grows without bound).
+  diverged     the run's losses become non-finite, or it ends >= GROWTH x L0 (whatever more
+               time does: it blew up in the window judged); or it ends at or above L0 and C
+               becomes non-finite or ends >= GROWTH x L0 (it grows without bound). The second
+               clause is applied to the analytic truth too (its diverged rule for a schedule
+               looks only at 10 T, where a decayed lr may have stopped the growth).
   oscillating  in the run's second half the train loss climbs back above its running minimum by
                >= SWING x R, or (a loss spanning decades) back to >= DECADE_SWING x its
                running minimum while that climb is >= MIN_CLIMB x R; and it keeps
@@ -73,15 +76,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--cache", default=str(CACHE), help="where the corpus is cached")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every disagreement")
     args = ap.parse_args(argv)
+    known = fam.FAMILIES + [fam.PRESET]
     names = args.family or [f.name for f in fam.FAMILIES]
-    unknown = sorted(set(names) - {f.name for f in fam.FAMILIES})
+    unknown = sorted(set(names) - {f.name for f in known})
     if unknown:
-        print(f"--family={unknown[0]!r}: must be one of {[f.name for f in fam.FAMILIES]}",
+        print(f"--family={unknown[0]!r}: must be one of {[f.name for f in known]}",
               file=sys.stderr)
         return 2
     start = time.perf_counter()
     runs: list[dict[str, Any]] = []
-    for f in fam.FAMILIES:
+    for f in known:
         if f.name in names:
             runs += fam.load_or_build(f, Path(args.cache), rebuild=args.rebuild)
     built = time.perf_counter() - start

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import json
 import sys
 import time
@@ -14,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from corpus.truth import judge
+from corpus.truth import GROWTH, judge
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,15 @@ def wave() -> list[dict]:
                                 "lr_schedule": "constant", "lr_gamma": 1.05}})
 
 
+def preset() -> list[list[str]]:
+    """The diagnostic preset itself (seed 0), scored apart: it must keep >= 141/144."""
+    from ground_truth import grid
+
+    return [["data=few", *ov] for ov in grid()]
+
+
+PRESET = Family("preset", "preset", "runner", preset)
+
 FAMILIES = [
     Family("runner-seeds", "calibration", "runner", runner_seeds),
     Family("runner-schedules", "calibration", "runner", runner_schedules),
@@ -216,6 +226,12 @@ def with_truth(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Judge the runs whose truth comes from continuations (cached as curves, so a change of
     the rules re-scores without retraining); the analytic truth is cached as it is."""
     for r in runs:
+        tr = r["history"]["train_loss"]
+        if "truth" in r and r["truth"]["symptom"] != "diverged" and r["truth"]["source"] == "analytic" \
+                and len(tr) and math.isfinite(tr[-1]) and tr[-1] >= GROWTH * tr[0] > 0:
+            r["truth"] = {**r["truth"], "symptom": "diverged", "source": "analytic+growth",
+                          "why": f"ends {tr[-1] / tr[0]:.3g} x L0 (the analytic rule said "
+                          f"{r['truth']['symptom']}: {r['truth']['why']})"}
         if "continuations" in r:
             c = r["continuations"]
             r["truth"] = {**judge(r["history"], c["C"], c["Hi"], c.get("K")),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sweeps.diagnose import SYMPTOMS, diagnose
+from sweeps.diagnose import DEFAULT, SYMPTOMS, Thresholds, diagnose
 
 
 def _zero_grad_off(config: dict) -> bool:
@@ -14,16 +14,17 @@ def _zero_grad_off(config: dict) -> bool:
     return v is False or str(v).lower() == "false"
 
 
-def label(run: dict[str, Any]):
+def label(run: dict[str, Any], thresholds: Thresholds = DEFAULT):
     h = run["history"]
     return diagnose(h["train_loss"], h["val_loss"], config=run["config"],
-                    grad_norm=h["grad_norm"] if run.get("full_batch", True) else None)
+                    grad_norm=h["grad_norm"] if run.get("full_batch", True) else None,
+                    thresholds=thresholds)
 
 
-def score(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def score(runs: list[dict[str, Any]], thresholds: Thresholds = DEFAULT) -> list[dict[str, Any]]:
     out = []
     for r in runs:
-        d = label(r)
+        d = label(r, thresholds)
         truth = r["truth"]["symptom"]
         named = "zero_grad" in d.cause or "train.zero_grad=true" in d.fix
         bug = _zero_grad_off(r["config"]) and truth != "healthy"
@@ -52,7 +53,7 @@ def _frac(a: int, b: int) -> str:
 
 def report(rows: list[dict[str, Any]], verbose: bool = False) -> str:
     lines: list[str] = []
-    for part in ("calibration", "test"):
+    for part in ("calibration", "test", "preset"):
         sel = [r for r in rows if r["part"] == part]
         if not sel:
             continue

@@ -66,6 +66,8 @@ def judge(run: dict, cont: dict, hi: dict, const: Optional[dict]) -> dict:
     m: dict[str, float] = {"L0": l0}
     if not (_finite(tr) and _finite(run.get("val_loss") or [])):
         return {"symptom": "diverged", "why": "non-finite within the run", "measures": m}
+    if float(tr[-1]) >= GROWTH * l0 > 0:
+        return {"symptom": "diverged", "why": f"ends {tr[-1] / l0:.3g} x L0", "measures": m}
     c_tr = cont["train_loss"]
     c_blew = not _finite(c_tr) or float(c_tr[-1]) >= GROWTH * l0
     if float(tr[-1]) >= l0 and c_blew:

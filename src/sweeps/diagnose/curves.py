@@ -61,6 +61,13 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
     if fallen <= 0:  # no net fall: no shape to read
         flat = min(noise * noise, low) if noise is not None and math.isfinite(noise) else 0.0
         return float(min(flat, low)), 0.0
+    # A curve that fell a share of its start this small has shown no floor, only that its
+    # steps do nothing (a tiny lr, vanishing gradients, a plateau): what it could reach is not
+    # known, so its floor is the least the loss can be (the data's noise**2 when known, else 0
+    # for a loss that is never negative).
+    if fallen < t.barely_moved * abs(init) and float(np.nanmin(train)) >= 0:
+        flat = noise * noise if noise is not None and math.isfinite(noise) else 0.0
+        return float(min(flat, low)), 0.0
     if n < 8:  # too short for quarters: take it at its word
         return low, 0.0
     best = np.minimum.accumulate(smooth)  # progress: the lowest level reached so far (a spike

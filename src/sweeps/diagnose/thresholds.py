@@ -21,6 +21,8 @@ class Thresholds:
     #   jitter is no drop: a curve whose last quarter is that flat has levelled off
     horizon: float = 10.0  # the floor a run is heading for: where its tail's decay takes it in
     #   this many times its epochs (a tail that does not slow down is not followed to infinity)
+    barely_moved: float = 0.01  # a curve that levelled off after falling less than this share
+    #   of its initial loss has not shown its floor: the loss's least value is taken instead
     nothing_to_learn: float = 1e-3  # reducible loss below this share of the initial loss: the
     #   run started at its floor, so nothing could be removed and nothing stalled
     # diverged

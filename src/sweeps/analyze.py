@@ -21,6 +21,7 @@ import pandas as pd
 from sweeps import tracking
 from sweeps.config import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
+from sweeps.foreign import KEYS_TAG, existing_label, label_tags
 from sweeps.verify import verify_fixes, verify_report  # noqa: F401 - part of this CLI's API
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class Analysis:
     histories: pd.DataFrame  # long: run_id, epoch, train_loss, val_loss, grad_norm
     skipped: list[str]  # names of runs without the loss metrics
     output_dir: Path
+    prefixed: int = 0  # runs whose own symptom/cause/fix tags made the labels go to sweeps.*
+    holder: str = ""  # the run that holds the CSV and plots, in words (set by write_outputs)
 
 
 # --- store -> frames ---------------------------------------------------------------------------
@@ -76,10 +79,11 @@ def runs_frame(runs: list[Any]) -> pd.DataFrame:
             "noise": _float(_param(params, "data.noise", "noise", default=math.nan)),
             "zero_grad": str(_param(params, "train.zero_grad", default="True")).lower() == "true",
             "model": _param(params, "model", "model.name"),
-            "symptom": tags.get("symptom", ""),
+            "symptom": existing_label(tags, tracking.TAG_ROLE),
             "fix": tags.get("fix", ""),
             "overrides": tags.get("sweeps.overrides"),
             "params": dict(params),
+            "tags": dict(tags),
         })
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -129,9 +133,10 @@ def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False) ->
         d = diagnose(g["train_loss"].tolist(), None if all(map(math.isnan, val)) else val,
                      config=row.params, grad_norm=None if all(map(math.isnan, grad)) else grad)
         runs.at[i, "symptom"], runs.at[i, "fix"] = d.symptom, d.fix_str()
-        new_tags[row.run_id] = {"symptom": d.symptom, "cause": d.cause, "fix": d.fix_str(),
-                                "symptom_confidence": d.confidence,
-                                tracking.TAG_NOTE: d.markdown()}
+        labels = {"symptom": d.symptom, "cause": d.cause, "fix": d.fix_str(),
+                  "symptom_confidence": d.confidence}
+        new_tags[row.run_id] = label_tags(row.tags, tracking.TAG_ROLE, tracking.TAG_NOTE,
+                                          labels, d.markdown())
     return new_tags
 
 
@@ -162,7 +167,8 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
     tags = label(runs, histories, relabel)
     tracking.set_tags(uri, tags)
     out = Path(output_root) / exp_name / "analysis"
-    return Analysis(exp_name, exp_id, runs, histories, skipped, out)
+    prefixed = sum(t.get(KEYS_TAG) == "prefixed" for t in tags.values())
+    return Analysis(exp_name, exp_id, runs, histories, skipped, out, prefixed)
 
 
 # --- outputs -----------------------------------------------------------------------------------
@@ -179,8 +185,19 @@ def write_outputs(a: Analysis, uri: str, plots: bool = True, run: Optional[str] 
     a.runs[cols].to_csv(files[0], index=False)
     if plots and not a.runs.empty:
         files += _plots(a, uri, run)
-    tracking.log_dir(uri, parent_id or _parent_run(uri, a.experiment_id), a.output_dir, "analysis")
+    holder = parent_id or _parent_run(uri, a.experiment_id)
+    tracking.log_dir(uri, holder, a.output_dir, "analysis")
+    a.holder = (f"the sweep's parent run {holder}" if parent_id else _holder_words(uri, a, holder))
     return files
+
+
+def _holder_words(uri: str, a: Analysis, run_id: str) -> str:
+    runs = tracking.search_all(uri, a.experiment_id, f"attributes.run_id = '{run_id}'")
+    tags = runs[0].data.tags if runs else {}
+    what = "the sweep's parent run" if tags.get(tracking.TAG_ROLE) == "parent" else \
+        f"the analysis run in experiment '{a.experiment}'"
+    name = runs[0].info.run_name if runs else ""
+    return f"{what} '{name}' ({run_id})" if name else f"{what} {run_id}"
 
 
 def _plots(a: Analysis, uri: str, chosen: Optional[str]) -> list[Path]:
@@ -318,7 +335,11 @@ def main(argv: Optional[list[str]] = None) -> None:
         files = write_outputs(a, uri, plots=not args.no_plots, run=args.run)
         print(report(a, args.show))
         print(f"\nwrote {len(files)} files to {a.output_dir} in {time.perf_counter() - start:.1f} s "
-              f"(also artifacts of the sweep's parent run)")
+              f"(also artifacts of {a.holder})")
+        if a.prefixed:
+            print(f"{a.prefixed} run(s) had their own symptom/cause/fix tags, left as they were: "
+                  "the labels are in sweeps.symptom, sweeps.cause, sweeps.fix and "
+                  "sweeps.symptom_confidence there")
         if args.verify_fixes:
             print(verify_report(verify_fixes(a, uri, rounds=args.rounds)))
     except ConfigError as err:

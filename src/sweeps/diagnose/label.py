@@ -11,6 +11,7 @@ import numpy as np
 from sweeps.diagnose.curves import (_array, _first_nonfinite, _floor, _growth, _jitter,
     _max_autocorr, _r, _sign_changes, _smooth, _val_sampling_sd, _zigzag)
 from sweeps.diagnose.fixes import _verdict
+from sweeps.diagnose.foreign import in_own_terms
 from sweeps.diagnose.params import Params as _Params
 from sweeps.diagnose.thresholds import DEFAULT, Thresholds
 from sweeps.diagnose.verdict import Diagnosis
@@ -30,7 +31,14 @@ def diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]] = 
         thresholds: the decision numbers; see Thresholds.
 
     Checks run in order: non-finite, blown up, not settling, overfitting, stalled, else healthy.
+    A run whose params are another script's gets its fix in that script's terms (foreign.py).
     """
+    return in_own_terms(_diagnose(train_loss, val_loss, config, grad_norm, thresholds),
+                        _Params(config))
+
+
+def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], config: Any,
+              grad_norm: Optional[Sequence[float]], thresholds: Thresholds) -> Diagnosis:
     t, cfg = thresholds, _Params(config)
     train, val, grads = _array(train_loss), _array(val_loss), _array(grad_norm)
     ev: dict[str, Any] = {"epochs_run": int(len(train))}

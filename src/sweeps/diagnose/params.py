@@ -8,13 +8,41 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 
+# Common names of a setting in other training scripts' params (MLflow's flat keys), tried in
+# order when the project's own key is missing.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "optimizer.lr": ("lr", "learning_rate", "optim.lr", "optimizer.learning_rate",
+                     "train.lr", "training.lr", "training.learning_rate", "hparams.lr"),
+    "train.zero_grad": ("zero_grad", "training.zero_grad", "optim.zero_grad"),
+    "train.epochs": ("epochs", "num_epochs", "n_epochs", "training.epochs", "max_epochs"),
+    "optimizer.name": ("optimizer", "optim", "optimizer.type", "optim.name", "optimizer_name"),
+}
+
+
 class Params:
     """Dotted-key reads from a nested mapping (or attribute tree) or MLflow's flat string params."""
 
     def __init__(self, config: Any) -> None:
         self.config = config if config is not None else {}
 
+    def source(self, key: str) -> Optional[str]:
+        """The key a value for ``key`` is read from: ``key`` itself, or the first of its
+        common names (ALIASES) that another script's params have; None if none."""
+        for k in (key, *ALIASES.get(key, ())):
+            if self._get(k) is not None:
+                return k
+        return None
+
+    def own(self) -> bool:
+        """Is this one of this project's configs (its overrides apply), not another script's?"""
+        return any(self._get(k) is not None for k in
+                   ("train.epochs", "train.zero_grad", "optimizer.name", "model.name"))
+
     def get(self, key: str) -> Any:
+        src = self.source(key)
+        return self._get(src) if src is not None else None
+
+    def _get(self, key: str) -> Any:
         node: Any = self.config
         if isinstance(node, Mapping) and key in node:
             return node[key]
@@ -45,5 +73,6 @@ class Params:
     def get_bool(self, key: str) -> Optional[bool]:
         v = self.get(key)
         if isinstance(v, str):
-            return {"true": True, "false": False, "1": True, "0": False}.get(v.strip().lower())
+            return {"true": True, "false": False, "1": True, "0": False, "yes": True,
+                    "no": False, "on": True, "off": False}.get(v.strip().lower())
         return bool(v) if isinstance(v, (bool, int, np.bool_)) else None

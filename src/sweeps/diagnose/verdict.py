@@ -26,8 +26,9 @@ class Diagnosis:
     confidence: str = ""
 
     def fix_str(self) -> str:
-        """The fix overrides, space-separated ("" for a healthy run): apply all of them."""
-        return " ".join(self.fix)
+        """The fix overrides, space-separated ("" for a healthy run): apply all of them. Fixes
+        in words or another script's terms (``lr: 3.0 -> 0.3``) are separated by "; "."""
+        return ("; " if any(" " in f for f in self.fix) else " ").join(self.fix)
 
     def markdown(self) -> str:
         """A short markdown explanation of the verdict and its evidence (a run description)."""

@@ -65,13 +65,13 @@ def test_foreign_run_keeps_its_tags_and_description(tmp_path):
 
 
 def test_foreign_lr_fix_in_own_terms(tmp_path):
-    """An lr under another name gets its fix as ``name: old -> new``."""
+    """An lr under another name gets its fix as ``name: old -> new``; the rest in words."""
     uri = f"sqlite:///{tmp_path / 'theirs.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("lr-names")
     try:
         # a straight, barely sloping fall: far from where it is heading (stalled)
-        run = _log("slow", {"optimizer.lr": "0.001"}, [1.0 - 0.001 * i for i in range(100)])
+        run = _log("slow", {"learning_rate": "0.001"}, [1.0 - 0.001 * i for i in range(100)])
     finally:
         mlflow.set_tracking_uri(None)
     run_cli(["--tracking-uri", uri, "--experiment", "lr-names", "--train-metric", "loss",
@@ -79,4 +79,5 @@ def test_foreign_lr_fix_in_own_terms(tmp_path):
             tmp_path, module="sweeps.analyze")
     tags = MlflowClient(uri).get_run(run).data.tags
     assert tags["symptom"] == "stalled"
-    assert tags["fix"].startswith("optimizer.lr: 0.001 -> ")
+    assert tags["fix"].startswith("learning_rate: 0.001 -> ")
+    assert "data.normalize" not in tags[NOTE] and "standardise the inputs" in tags[NOTE]

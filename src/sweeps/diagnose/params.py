@@ -34,9 +34,15 @@ class Params:
         return None
 
     def own(self) -> bool:
-        """Is this one of this project's configs (its overrides apply), not another script's?"""
-        return any(self._get(k) is not None for k in
-                   ("train.epochs", "train.zero_grad", "optimizer.name", "model.name"))
+        """Is this one of this project's configs (its overrides apply), not another script's?
+        Yes when it has a key of this project's groups (train.*, optimizer.*, data.*, model.*;
+        a script logging ``optimizer.lr`` is then told ``optimizer.lr=...``, its own name)."""
+        groups = ("train", "optimizer", "data", "model")
+        c = self.config
+        if isinstance(c, Mapping):  # no params at all: nothing says it is another script's
+            return not c or any(k in groups or str(k).split(".", 1)[0] in groups and "." in str(k)
+                       for k in c)
+        return any(hasattr(c, g) for g in groups)
 
     def get(self, key: str) -> Any:
         src = self.source(key)

@@ -228,6 +228,7 @@ def with_truth(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in runs:
         tr = r["history"]["train_loss"]
         if "truth" in r and r["truth"]["symptom"] != "diverged" and r["truth"]["source"] == "analytic" \
+                and r.get("part") != "preset" \
                 and len(tr) and math.isfinite(tr[-1]) and tr[-1] >= GROWTH * tr[0] > 0:
             r["truth"] = {**r["truth"], "symptom": "diverged", "source": "analytic+growth",
                           "why": f"ends {tr[-1] / tr[0]:.3g} x L0 (the analytic rule said "

@@ -80,14 +80,6 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
     r = max(d4 / d3 if d3 > sig else math.inf, (d4 / d1) ** (1 / 3) if d1 > 0 else math.inf)
     m = 4 * (t.horizon - 1)  # quarters still to come within the horizon
     rest = d4 * (m if r >= 1 else r * (1 - r**m) / (1 - r))
-    # A power law (loss ~ t**-a: a deep or ill-conditioned net, an adaptive optimizer at a small
-    # lr) slows down per quarter but keeps its pace per doubling of time: read the drop of the
-    # second half against the quarter before it and follow it over the horizon's doublings.
-    d_late = float(best[(n - 1) // 2] - best[-1])
-    d_early = float(best[(n - 1) // 4] - best[(n - 1) // 2])
-    if d_late > sig and d_early > 0:
-        rho, k = min(d_late / d_early, 1.0), math.log2(t.horizon)
-        rest = max(rest, d_late * (k if rho >= 1 else rho * (1 - rho**k) / (1 - rho)))
     # Never below 0 for a loss that is never negative.
     lower = 0.0 if float(np.nanmin(train)) >= 0 else -math.inf
     return float(min(max(low - rest, lower), low)), r

@@ -21,7 +21,7 @@ class Thresholds:
     #   jitter is no drop: a curve whose last quarter is that flat has levelled off
     horizon: float = 10.0  # the floor a run is heading for: where its tail's decay takes it in
     #   this many times its epochs (a tail that does not slow down is not followed to infinity)
-    barely_moved: float = 0.01  # a curve that levelled off after falling less than this share
+    barely_moved: float = 0.05  # a curve that levelled off after falling less than this share
     #   of its initial loss has not shown its floor: the loss's least value is taken instead
     nothing_to_learn: float = 1e-3  # reducible loss below this share of the initial loss: the
     #   run started at its floor, so nothing could be removed and nothing stalled
@@ -38,7 +38,7 @@ class Thresholds:
     #   does not climb back (waves, zig-zags and the late spikes of an adaptive optimizer whose
     #   step outgrows the minimum all do); a single-epoch blip is not counted
     osc_log_swing: float = 3.0  # or: a judged epoch climbs back to >= this multiple of the
-    osc_min_climb: float = 0.01  #   lowest loss so far, by >= this * reducible (a log scale:
+    osc_min_climb: float = 0.1  #   lowest loss so far, by >= this * reducible (a log scale:
     #   a loss spanning decades swings by multiples of itself, a small share of where it began)
     osc_noise: float = 6.0  # both, if the judged epochs look like noise: also >= this many std
     #   devs of their jitter (a running median of iid noise wanders ~2.5 std devs)

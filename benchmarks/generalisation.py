@@ -75,6 +75,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="only these families (repeatable); default: all")
     ap.add_argument("--cache", default=str(CACHE), help="where the corpus is cached")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every disagreement")
+    ap.add_argument("--verify-fixes", action="store_true",
+                    help="re-run every run labelled unhealthy with its fix (2 rounds); heal rates")
     args = ap.parse_args(argv)
     known = fam.FAMILIES + [fam.PRESET]
     names = args.family or [f.name for f in fam.FAMILIES]
@@ -92,6 +94,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     scored = score(runs)
     print(report(scored, verbose=args.verbose))
     kinds = Counter(r["part"] for r in runs)
+    if args.verify_fixes:
+        from corpus.fixes import heal, heal_report
+
+        print(heal_report(heal(scored)))
     print(f"\n{len(runs)} runs ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}); "
           f"corpus ready in {built:.0f} s, scored in {time.perf_counter() - start - built:.1f} s")
     return 0

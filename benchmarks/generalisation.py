@@ -4,6 +4,8 @@ come from the labeller.
   python benchmarks/generalisation.py            # build the corpus if missing, score both parts
   python benchmarks/generalisation.py --rebuild  # rebuild it (about 10 minutes on 2 cores)
   python benchmarks/generalisation.py -v         # also list every disagreement with its measures
+  python benchmarks/generalisation.py --verify-fixes   # also: do the fixes heal (2 rounds)?
+  python benchmarks/generalisation.py --family preset  # the diagnostic preset, cached likewise
   pip install -e ".[bench]"                      # scikit-learn, for its bundled data sets
 
 The corpus (benchmarks/corpus/families.py) is a list of set-up FAMILIES; each family is wholly in

@@ -9,8 +9,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from corpus.score import label
 
 
@@ -19,8 +17,20 @@ def _custom(cfg: dict, fix: list[str]) -> dict:
     for o in fix:
         key, value = o.split("=", 1)
         group, name = key.split(".", 1)
-        c[group][name] = yaml.safe_load(value)
+        c[group][name] = _value(value)
     return c
+
+
+def _value(v: str) -> Any:
+    """An override's value as Hydra reads it (``1e-06`` is a float, YAML 1.1 says a string)."""
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(v)
+        except ValueError:
+            pass
+    return v
 
 
 def heal(rows: list[dict[str, Any]], rounds: int = 2) -> list[dict[str, Any]]:

@@ -397,13 +397,15 @@ def report(rows: list[Row], verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def verify_fixes(rows: list[Row], preset: str, truth: bool = False) -> str:
+def verify_fixes(rows: list[Row], preset: str, truth: bool = False, rounds: int = 1) -> str:
     """Re-run every unhealthy run with its prescribed fix applied (every override of it,
     together) and count, per symptom, how many the labeller then calls healthy (and, with
-    ``truth``, how many the ground truth does); list the others with what they became."""
+    ``truth``, how many the ground truth does); list the others with what they became. With
+    ``rounds`` 2, a rerun still unhealthy gets its own prescribed fix on top, once."""
     per: dict[str, list[int]] = {}
     misses = []
     became: Counter = Counter()
+    second = [0, 0]  # healed in round 2, tried in round 2
     for ov, _, d, _ in rows:
         if d.symptom == "healthy" or not d.fix:
             continue
@@ -413,24 +415,39 @@ def verify_fixes(rows: list[Row], preset: str, truth: bool = False) -> str:
         cfg = compose_run(fixed, preset)
         new, h = label(cfg)
         t = ground_truth(cfg, h) if truth else None
-        tally = per.setdefault(d.symptom, [0, 0, 0, 0])
+        tally = per.setdefault(d.symptom, [0, 0, 0, 0, 0])
         tally[0] += new.symptom == "healthy"
         tally[1] += 1
         tally[2] += t is not None and t.symptom == "healthy"
         tally[3] += t is not None
+        if rounds >= 2 and new.symptom != "healthy" and new.fix:
+            for override in new.fix:
+                fixed = with_fix(fixed, override)
+            new2, _ = label(compose_run(fixed, preset))
+            second[1] += 1
+            if new2.symptom == "healthy":
+                second[0] += 1
+                tally[4] += 1
+                continue
+            new = new2
         if new.symptom != "healthy":
             became[(d.symptom, new.symptom)] += 1
         if new.symptom != "healthy" or (t is not None and t.symptom != "healthy"):
             misses.append(f"  {_name(ov)} ({d.symptom}) + {d.fix_str()} -> {new.symptom}"
                           + (f" (truth: {t.symptom})" if t else ""))
-    total = [sum(v[k] for v in per.values()) for k in range(4)]
+    total = [sum(v[k] for v in per.values()) for k in range(5)]
     lines = ["", "verify-fixes: every unhealthy run re-run with its prescribed fix (all overrides)"
              + (" (labeller; ground truth)" if truth else "")]
     for s, v in [*((s, per[s]) for s in SYMPTOMS if s in per), ("overall", total)]:
         line = f"  {s:12s} {v[0]:3d}/{v[1]:<3d} healthy ({v[0] / max(v[1], 1):.0%})"
         if truth:
             line += f";  {v[2]:3d}/{v[3]:<3d} truly healthy ({v[2] / max(v[3], 1):.0%})"
+        if rounds >= 2:
+            line += (f";  after round 2: {v[0] + v[4]:3d}/{v[1]:<3d} "
+                     f"({(v[0] + v[4]) / max(v[1], 1):.0%})")
         lines.append(line)
+    if rounds >= 2:
+        lines.append(f"  round 2: {second[0]}/{second[1]} reruns healed by their own fix")
     if truth:
         lines.append("  (truth: none for reruns with early stopping, whose window val decides)")
     if became:
@@ -449,6 +466,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--axis", action="append", default=[], metavar="KEY=V1,V2",
                     help="replace or add a grid axis (repeatable), e.g. --axis train.epochs=50,500")
     ap.add_argument("--no-truth", action="store_true", help="skip the ground truth (faster)")
+    ap.add_argument("--rounds", type=int, default=1, choices=(1, 2),
+                    help="with --verify-fixes: a rerun not healed gets its own fix (2 rounds)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each run's measures")
     args = ap.parse_args(argv)
 
@@ -466,7 +485,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(report(rows, args.verbose))
             print(f"({len(rows)} runs in {time.perf_counter() - start:.0f} s)")
             if args.verify_fixes:
-                print(verify_fixes(rows, args.preset, truth=not args.no_truth))
+                print(verify_fixes(rows, args.preset, truth=not args.no_truth,
+                                   rounds=args.rounds))
     finally:
         GlobalHydra.instance().clear()
     return 0

@@ -36,6 +36,10 @@ def test_analyze_labels_tags_and_plots(swept):
     assert len(kids) == 16
     assert all(r.data.tags["symptom"] in SYMPTOMS for r in kids)
     assert all(r.data.tags["mlflow.note.content"] for r in kids)
+    # every label says how sure it is, in a tag to filter on and in the note
+    assert {r.data.tags["symptom_confidence"] for r in kids} <= {"clear", "borderline"}
+    assert all(f"Confidence: {r.data.tags['symptom_confidence']}" in r.data.tags["mlflow.note.content"]
+               for r in kids)
     # lr 1.5 with SGD on inputs in [-1, 1] is past the stability limit: it must be diverged
     diverged = [r for r in kids if r.data.params["optimizer.lr"] == "1.5" and r.data.params["train.zero_grad"] == "True"]
     assert diverged and all(r.data.tags["symptom"] == "diverged" for r in diverged)
@@ -123,3 +127,35 @@ def test_verify_fixes_reruns_unhealthy_runs(swept):
     assert compound > 0
     healed = sum(f.data.tags["symptom"] == "healthy" for f in fixes)
     assert f"{healed:>4}/{len(fixes):<4} became healthy" in proc.stdout
+
+
+def test_analyze_rounds_bad_value_is_one_line(tmp_path):
+    proc = run_cli(["--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}", "--verify-fixes",
+                    "--rounds", "3"], tmp_path, module="sweeps.analyze", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --rounds=3: must be 1 or 2"
+
+
+@pytest.mark.slow
+def test_verify_fixes_second_round(swept):
+    """--rounds 2: a rerun the first fix did not heal gets its own diagnosis's fix on top."""
+    tmp, out, uri = swept
+    proc = run_cli(["--tracking-uri", uri, "--experiment", "mini", "--no-plots", "--verify-fixes",
+                    "--rounds", "2", "--output-root", str(out)], tmp, module="sweeps.analyze")
+    c = MlflowClient(uri)
+    exp = c.get_experiment_by_name("mini")
+    runs = c.search_runs([exp.experiment_id], max_results=500)
+    parents = [r for r in runs if r.data.tags.get("sweeps.role") == "verify"]
+    latest = max(parents, key=lambda r: r.info.start_time).info.run_id
+    mine = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == latest]
+    first = {r.data.tags["sweeps.fixes"]: r for r in mine if r.data.tags["sweeps.fix_round"] == "1"}
+    second = [r for r in mine if r.data.tags["sweeps.fix_round"] == "2"]
+    for r in second:  # only runs the first round left unhealthy, with the rerun's own fix
+        before = first[r.data.tags["sweeps.fixes"]]
+        assert before.data.tags["symptom"] != "healthy"
+        assert r.data.tags["sweeps.fix"] == before.data.tags["fix"] != ""
+    healed1 = sum(r.data.tags["symptom"] == "healthy" for r in first.values())
+    healed2 = sum(r.data.tags["symptom"] == "healthy" for r in second)
+    assert f"{healed1:>4}/{len(first):<4} became healthy in round 1" in proc.stdout
+    if second:
+        assert f"{healed1 + healed2:>4}/{len(first):<4} after round 2" in proc.stdout

@@ -22,6 +22,8 @@ from sweeps import secrets, tracking
 from sweeps.config import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
 from sweeps.summary import where_to_browse
+from sweeps.foreign import KEYS_TAG, existing_label, label_tags
+from sweeps.verify import verify_fixes, verify_report  # noqa: F401 - part of this CLI's API
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class Analysis:
     histories: pd.DataFrame  # long: run_id, epoch, train_loss, val_loss, grad_norm
     skipped: list[str]  # names of runs without the loss metrics
     output_dir: Path
+    prefixed: int = 0  # runs whose own symptom/cause/fix tags made the labels go to sweeps.*
+    holder: str = ""  # the run that holds the CSV and plots, in words (set by write_outputs)
 
 
 # --- store -> frames ---------------------------------------------------------------------------
@@ -76,10 +80,11 @@ def runs_frame(runs: list[Any]) -> pd.DataFrame:
             "noise": _float(_param(params, "data.noise", "noise", default=math.nan)),
             "zero_grad": str(_param(params, "train.zero_grad", default="True")).lower() == "true",
             "model": _param(params, "model", "model.name"),
-            "symptom": tags.get("symptom", ""),
+            "symptom": existing_label(tags, tracking.TAG_ROLE),
             "fix": tags.get("fix", ""),
             "overrides": tags.get("sweeps.overrides"),
             "params": dict(params),
+            "tags": dict(tags),
         })
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -129,8 +134,10 @@ def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False) ->
         d = diagnose(g["train_loss"].tolist(), None if all(map(math.isnan, val)) else val,
                      config=row.params, grad_norm=None if all(map(math.isnan, grad)) else grad)
         runs.at[i, "symptom"], runs.at[i, "fix"] = d.symptom, d.fix_str()
-        new_tags[row.run_id] = {"symptom": d.symptom, "cause": d.cause, "fix": d.fix_str(),
-                                tracking.TAG_NOTE: d.markdown()}
+        labels = {"symptom": d.symptom, "cause": d.cause, "fix": d.fix_str(),
+                  "symptom_confidence": d.confidence}
+        new_tags[row.run_id] = label_tags(row.tags, tracking.TAG_ROLE, tracking.TAG_NOTE,
+                                          labels, d.markdown())
     return new_tags
 
 
@@ -161,7 +168,8 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
     tags = label(runs, histories, relabel)
     tracking.set_tags(uri, tags)
     out = Path(output_root) / exp_name / "analysis"
-    return Analysis(exp_name, exp_id, runs, histories, skipped, out)
+    prefixed = sum(t.get(KEYS_TAG) == "prefixed" for t in tags.values())
+    return Analysis(exp_name, exp_id, runs, histories, skipped, out, prefixed)
 
 
 # --- outputs -----------------------------------------------------------------------------------
@@ -179,8 +187,19 @@ def write_outputs(a: Analysis, uri: str, plots: bool = True, run: Optional[str] 
     a.runs[cols].to_csv(files[0], index=False)
     if plots and not a.runs.empty:
         files += _plots(a, uri, run, gif, drawer)
-    tracking.log_dir(uri, parent_id or _parent_run(uri, a.experiment_id), a.output_dir, "analysis")
+    holder = parent_id or _parent_run(uri, a.experiment_id)
+    tracking.log_dir(uri, holder, a.output_dir, "analysis")
+    a.holder = (f"the sweep's parent run {holder}" if parent_id else _holder_words(uri, a, holder))
     return files
+
+
+def _holder_words(uri: str, a: Analysis, run_id: str) -> str:
+    runs = tracking.search_all(uri, a.experiment_id, f"attributes.run_id = '{run_id}'")
+    tags = runs[0].data.tags if runs else {}
+    what = "the sweep's parent run" if tags.get(tracking.TAG_ROLE) == "parent" else \
+        f"the analysis run in experiment '{a.experiment}'"
+    name = runs[0].info.run_name if runs else ""
+    return f"{what} '{name}' ({run_id})" if name else f"{what} {run_id}"
 
 
 def _plots(a: Analysis, uri: str, chosen: Optional[str], gif: bool = True,
@@ -276,69 +295,6 @@ def report(a: Analysis, show: int = 30) -> str:
     return "\n".join(lines)
 
 
-# --- closing the loop --------------------------------------------------------------------------
-
-
-def verify_fixes(a: Analysis, uri: str) -> pd.DataFrame:
-    """Re-run every unhealthy run with its prescribed fix (every override of the ``fix`` tag,
-    applied together) as a new run tagged with the run it fixes and the fix, label it, and
-    return one row per attempt with the new symptom."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from sweeps.app import apply_fix, execute
-    from sweeps.config import config_dir, register_configs
-
-    todo = a.runs[(a.runs["symptom"] != "healthy") & a.runs["overrides"].notna() & (a.runs["fix"] != "")]
-    rows = []
-    if todo.empty:
-        return pd.DataFrame(columns=["run_id", "name", "symptom", "fix", "new_run_id", "new_symptom"])
-    register_configs()
-    parent = tracking.start_parent(uri, a.experiment_id, f"verify-fixes {time.strftime('%Y-%m-%d_%H-%M-%S')}",
-                                   {tracking.TAG_ROLE: "verify"})
-    status = "FAILED"
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            for _, r in todo.iterrows():
-                fix = " ".join(r.fix.split())
-                overrides = r.overrides.split()
-                for override in fix.split():  # apply_fix replaces one key=value at a time
-                    overrides = apply_fix(overrides, override)
-                overrides += [f"tracking.uri={uri}", f"tracking.experiment={a.experiment}"]
-                cfg = compose("config", overrides=overrides)
-                outcome = execute(cfg, overrides, parent={"run_id": parent, "experiment_id": a.experiment_id},
-                                  extra_tags={"sweeps.fixes": r.run_id, "sweeps.fix": fix})
-                rows.append({"run_id": r.run_id, "name": r["name"], "symptom": r.symptom, "fix": fix,
-                             "new_run_id": outcome.run_id, "new_symptom": outcome.diagnosis.symptom})
-        status = "FINISHED"
-    finally:
-        GlobalHydra.instance().clear()
-        result = pd.DataFrame(rows)
-        healed = int((result["new_symptom"] == "healthy").sum()) if rows else 0
-        tracking.end_parent(uri, parent, status, tags={"sweeps.fixed": healed, "sweeps.attempted": len(rows)})
-    return result
-
-
-def verify_report(result: pd.DataFrame) -> str:
-    if result.empty:
-        return "verify-fixes: no unhealthy run with a fix to verify"
-    lines = ["verify-fixes: re-ran each unhealthy run with its prescribed fix (all overrides)"]
-    for symptom, g in result.groupby("symptom"):
-        ok = int((g["new_symptom"] == "healthy").sum())
-        lines.append(f"  {symptom:<12} {ok:>4}/{len(g):<4} became healthy ({100 * ok / len(g):.0f}%)")
-    ok = int((result["new_symptom"] == "healthy").sum())
-    lines.append(f"  {'all':<12} {ok:>4}/{len(result):<4} became healthy ({100 * ok / len(result):.0f}%)")
-    still = result[result["new_symptom"] != "healthy"]
-    if not still.empty:  # what the runs not healed became, per symptom
-        became = still.groupby(["symptom", "new_symptom"]).size()
-        lines.append("  not healed, became: " + ", ".join(
-            f"{a} -> {b}: {n}" for (a, b), n in became.items()))
-    for _, r in still.head(10).iterrows():
-        lines.append(f"    not fixed: {r['name']} ({r.symptom}) + {r.fix} -> {r.new_symptom}")
-    return "\n".join(lines)
-
-
 # --- CLI ---------------------------------------------------------------------------------------
 
 
@@ -357,6 +313,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--verify-fixes", action="store_true",
                    help="re-run every unhealthy run with its prescribed fix (all its overrides) and "
                    "report how many became healthy")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="with --verify-fixes: a fix that did not heal gets another round with the "
+                   "rerun's own diagnosis, up to this many rounds in all (1 or 2)")
     return p.parse_args(argv)
 
 
@@ -367,6 +326,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     uri = tracking.resolve_uri(args.tracking_uri, args.output_root)
     try:
+        if args.rounds not in (1, 2):
+            raise ConfigError(f"--rounds={args.rounds}: must be 1 or 2")
         if tracking.local_store_path(uri) and not tracking.local_store_path(uri).is_file():
             raise ConfigError(f"--tracking-uri={uri!r}: no store there; run a sweep first or point at one")
         start = time.perf_counter()
@@ -379,10 +340,14 @@ def main(argv: Optional[list[str]] = None) -> None:
         files = write_outputs(a, uri, plots=not args.no_plots, run=args.run, drawer=drawer)
         print(report(a, args.show))
         print(f"\nwrote {len(files)} files to {a.output_dir} in {time.perf_counter() - start:.1f} s "
-              f"(also artifacts of the sweep's parent run)")
+              f"(also artifacts of {a.holder})")
         print("\n".join(where_to_browse(uri, a.experiment, a.experiment_id)))
+        if a.prefixed:
+            print(f"{a.prefixed} run(s) had their own symptom/cause/fix tags, left as they were: "
+                  "the labels are in sweeps.symptom, sweeps.cause, sweeps.fix and "
+                  "sweeps.symptom_confidence there")
         if args.verify_fixes:
-            print(verify_report(verify_fixes(a, uri)))
+            print(verify_report(verify_fixes(a, uri, rounds=args.rounds)))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -84,6 +84,7 @@ def complete(rec: RunRecord, container: Mapping[str, Any], history: Any, diagnos
         "symptom": diagnosis.symptom,
         "cause": diagnosis.cause,
         "fix": diagnosis.fix_str(),
+        "symptom_confidence": diagnosis.confidence,  # clear | borderline: filter doubtful runs
         tracking.TAG_NOTE: diagnosis.markdown(),
         "sweeps.stop_reason": history.stop_reason,
         "sweeps.epochs_run": history.epochs_run,

@@ -1,0 +1,255 @@
+"""The corpus: set-up families, each wholly in the calibration or the test part, sampled with a
+fixed seed from its own grid; built once and cached as JSON under outputs/generalisation/."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from corpus.truth import GROWTH, judge
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    part: str  # calibration | test
+    source: str  # runner (this project's loop) | custom (training code in corpus/trainer.py)
+    specs: Callable[[], list[Any]]  # override lists (runner) or nested configs (custom)
+
+
+def _sample(grid: dict[str, list[Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    points = [dict(zip(grid, p)) for p in itertools.product(*grid.values())]
+    pick = np.random.default_rng(seed).choice(len(points), size=min(n, len(points)), replace=False)
+    return [points[i] for i in sorted(pick)]
+
+
+def _ov(points: list[dict[str, Any]]) -> list[list[str]]:
+    return [[f"{k}={v}" for k, v in p.items() if v is not None] for p in points]
+
+
+def runner_seeds() -> list[list[str]]:
+    """The preset's own axes at seeds 1-4 (the preset itself is seed 0)."""
+    return _ov(_sample({"data": ["few"], "model": ["linear", "poly"],
+                        "optimizer": ["sgd", "adam", "rmsprop"],
+                        "optimizer.lr": [0.001, 0.01, 0.1, 1.0], "data.noise": [0.0, 0.5, 2.0],
+                        "train.zero_grad": [True, False], "train.seed": [1, 2, 3, 4]}, 40, 1))
+
+
+def runner_momentum() -> list[list[str]]:
+    return _ov(_sample({"optimizer": ["momentum"], "model": ["linear", "poly"],
+                        "data": ["line", "few"], "data.noise": [0.0, 1.0],
+                        "optimizer.lr": [1e-4, 1e-3, 0.01, 0.1, 0.5],
+                        "train.zero_grad": [True, False], "train.epochs": [30, 100, 500, 2000],
+                        "train.seed": [0, 1, 2, 3, 4]}, 40, 2))
+
+
+def runner_schedules() -> list[list[str]]:
+    pts = _sample({"optimizer": ["sgd", "adam"], "model": ["linear", "poly"], "data": ["few"],
+                   "data.noise": [0.5], "optimizer.lr": [0.003, 0.03, 0.3, 1.5],
+                   "train.lr_schedule": ["step", "cosine", "exponential"],
+                   "optimizer.weight_decay": [0.0, 0.01, 0.1],
+                   "train.clip_grad_norm": [None, 1.0], "train.epochs": [50, 150, 300],
+                   "train.seed": [1, 2]}, 40, 3)
+    for p in pts:
+        if p["train.lr_schedule"] == "exponential":
+            p["train.lr_gamma"] = 0.99
+    return _ov(pts)
+
+
+def runner_mlp() -> list[list[str]]:
+    return _ov(_sample({"model": ["mlp"], "model.init": ["default"], "data": ["line", "few"],
+                        "data.noise": [0.0, 0.5], "optimizer": ["sgd", "momentum", "adam"],
+                        "optimizer.lr": [1e-4, 1e-3, 0.01, 0.1, 1.0],
+                        "train.zero_grad": [True, False], "train.epochs": [100, 300],
+                        "train.seed": [1, 2, 3, 4]}, 36, 4))
+
+
+def _custom(grid: dict[str, list[Any]], n: int, seed: int, base: dict) -> list[dict]:
+    out = []
+    for p in _sample(grid, n, seed):
+        cfg = copy.deepcopy(base)
+        for k, v in p.items():
+            group, key = k.split(".", 1)
+            cfg[group][key] = v
+        out.append(cfg)
+    return out
+
+
+def _base(data: dict, model: dict) -> dict:
+    return {"data": data, "model": model, "optimizer": {"name": "sgd", "lr": 0.01},
+            "train": {"epochs": 30, "seed": 0, "zero_grad": True, "batch_size": 0,
+                      "lr_schedule": "constant"}}
+
+
+def digits_mlp() -> list[dict]:
+    """Minibatch SGD with shuffling, cross-entropy, deeper relu/tanh/sigmoid MLPs, zero_grad()
+    forgotten inside the minibatch loop."""
+    return _custom({"model.act": ["relu", "tanh", "sigmoid"], "model.layers": [2, 4],
+                    "optimizer.name": ["sgd", "momentum"],
+                    "optimizer.lr": [1e-4, 1e-3, 0.01, 0.1, 1.0],
+                    "data.normalize": [True, False], "train.zero_grad": [True, True, False],
+                    "train.epochs": [10, 20], "train.seed": [0, 1]}, 40, 5,
+                   _base({"name": "digits", "n_train": 400, "n_val": 400},
+                         {"name": "net", "hidden": 32, "layers": 2, "act": "relu"})
+                   | {"train": {"epochs": 30, "seed": 0, "zero_grad": True, "batch_size": 100,
+                                "lr_schedule": "constant"}})
+
+
+def digits_cnn() -> list[dict]:
+    return _custom({"optimizer.name": ["adam", "adamw", "momentum"],
+                    "optimizer.lr": [1e-4, 1e-3, 0.01, 0.1],
+                    "optimizer.weight_decay": [0.0, 0.05], "data.normalize": [True, False],
+                    "train.lr_schedule": ["constant", "warmup_cosine"],
+                    "train.epochs": [8, 15], "train.seed": [0, 1, 2]}, 32, 6,
+                   _base({"name": "digits", "n_train": 300, "n_val": 500},
+                         {"name": "cnn", "channels": 6})
+                   | {"train": {"epochs": 20, "seed": 0, "zero_grad": True, "batch_size": 100,
+                                "lr_schedule": "constant"}})
+
+
+def breast_cancer() -> list[dict]:
+    """BCE logistic regression and a small net on raw (unnormalised) features, full batch,
+    Adagrad among others; a hand-written BCE whose log(0) gives a NaN late in a long run."""
+    return _custom({"model.name": ["linear", "net"], "optimizer.name": ["sgd", "adagrad", "adam"],
+                    "optimizer.lr": [1e-5, 1e-3, 0.1, 3.0], "data.normalize": [True, False],
+                    "data.loss": ["bce", "naive_bce"], "train.zero_grad": [True, True, False],
+                    "train.epochs": [50, 200], "train.seed": [0, 1]}, 40, 7,
+                   _base({"name": "breast_cancer", "n_train": 300, "n_val": 269},
+                         {"name": "linear", "hidden": 16, "layers": 2, "act": "tanh"}))
+
+
+def diabetes() -> list[dict]:
+    """Linear regression on unnormalised targets (losses in the thousands): full batch and
+    minibatches, raw or standardised features."""
+    return _custom({"optimizer.name": ["sgd", "momentum", "adam"],
+                    "optimizer.lr": [1e-7, 1e-6, 1e-5, 1e-3, 0.1, 1.0],
+                    "data.normalize": [True, False], "train.batch_size": [0, 100],
+                    "train.zero_grad": [True, True, False], "train.epochs": [30, 100],
+                    "train.seed": [0, 1]}, 40, 8,
+                   _base({"name": "diabetes", "n_train": 300, "n_val": 142},
+                         {"name": "linear"}))
+
+
+def wave() -> list[dict]:
+    """A noisy sine from 40 points: deeper nets that can memorise it, AdamW, warm-up + cosine,
+    long runs, an lr ramp that ends in a NaN after a long healthy phase."""
+    return _custom({"model.act": ["relu", "tanh", "sigmoid"], "model.layers": [2, 3],
+                    "optimizer.name": ["adam", "adamw", "sgd"],
+                    "optimizer.lr": [1e-4, 1e-3, 0.01, 0.1],
+                    "train.lr_schedule": ["constant", "warmup_cosine", "exponential"],
+                    "train.epochs": [100, 300], "train.seed": [0, 1]}, 40, 9,
+                   _base({"name": "wave", "n_train": 40, "n_val": 200},
+                         {"name": "net", "hidden": 64, "layers": 2, "act": "tanh"})
+                   | {"train": {"epochs": 300, "seed": 0, "zero_grad": True, "batch_size": 0,
+                                "lr_schedule": "constant", "lr_gamma": 1.05}})
+
+
+def preset() -> list[list[str]]:
+    """The diagnostic preset itself (seed 0), scored apart: it must keep >= 141/144."""
+    from ground_truth import grid
+
+    return [["data=few", *ov] for ov in grid()]
+
+
+PRESET = Family("preset", "preset", "runner", preset)
+
+FAMILIES = [
+    Family("runner-seeds", "calibration", "runner", runner_seeds),
+    Family("runner-schedules", "calibration", "runner", runner_schedules),
+    Family("digits-mlp", "calibration", "custom", digits_mlp),
+    Family("diabetes", "calibration", "custom", diabetes),
+    Family("wave", "calibration", "custom", wave),
+    Family("runner-momentum", "test", "runner", runner_momentum),
+    Family("runner-mlp", "test", "runner", runner_mlp),
+    Family("digits-cnn", "test", "custom", digits_cnn),
+    Family("breast-cancer", "test", "custom", breast_cancer),
+]
+
+
+def _custom_run(cfg: dict) -> dict[str, Any]:
+    from corpus.runner import continuations
+    from corpus.trainer import fit
+
+    def variant(**changes: Any) -> dict:
+        c = copy.deepcopy(cfg)
+        for key, v in changes.items():
+            group, name = key.split("__")
+            c[group][name] = v
+        return c
+
+    T, lr = cfg["train"]["epochs"], cfg["optimizer"]["lr"]
+    cont = fit(variant(train__epochs=10 * T))
+    # Same seed, constant lr: the run is the continuation's first T epochs, step for step.
+    constant = cfg["train"].get("lr_schedule", "constant") == "constant"
+    h = {k: v[:T] for k, v in cont.items()} if constant else fit(cfg)
+    hi = fit(variant(optimizer__lr=lr * 10))
+    const = None
+    if cfg["train"].get("lr_schedule", "constant") != "constant":
+        const = fit(variant(train__epochs=10 * T, train__lr_schedule="constant"))
+    full = not cfg["train"].get("batch_size") or cfg["train"]["batch_size"] >= cfg["data"]["n_train"]
+    return {"config": cfg, "history": h, "full_batch": bool(full),
+            "continuations": continuations(cont, hi, const)}
+
+
+def build(f: Family) -> list[dict[str, Any]]:
+    runs = []
+    if f.source == "runner":
+        from hydra import initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+
+        from corpus.runner import build_run
+        from sweeps.config import register_configs
+
+        register_configs()
+        GlobalHydra.instance().clear()
+        conf = Path(__file__).resolve().parents[2] / "conf"
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            runs = [build_run(ov) for ov in f.specs()]
+        GlobalHydra.instance().clear()
+    else:
+        runs = [_custom_run(cfg) for cfg in f.specs()]
+    for r in runs:
+        r.update(family=f.name, part=f.part, source=f.source)
+    return runs
+
+
+def with_truth(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Judge the runs whose truth comes from continuations (cached as curves, so a change of
+    the rules re-scores without retraining); the analytic truth is cached as it is."""
+    for r in runs:
+        tr = r["history"]["train_loss"]
+        if "truth" in r and r["truth"]["symptom"] != "diverged" and r["truth"]["source"] == "analytic" \
+                and r.get("part") != "preset" \
+                and len(tr) and math.isfinite(tr[-1]) and tr[-1] >= GROWTH * tr[0] > 0:
+            r["truth"] = {**r["truth"], "symptom": "diverged", "source": "analytic+growth",
+                          "why": f"ends {tr[-1] / tr[0]:.3g} x L0 (the analytic rule said "
+                          f"{r['truth']['symptom']}: {r['truth']['why']})"}
+        if "continuations" in r:
+            c = r["continuations"]
+            r["truth"] = {**judge(r["history"], c["C"], c["Hi"], c.get("K")),
+                          "source": "continuation"}
+    return runs
+
+
+def load_or_build(f: Family, cache: Path, rebuild: bool = False) -> list[dict[str, Any]]:
+    path = cache / f"{f.name}.json"
+    if path.exists() and not rebuild:
+        return with_truth(json.loads(path.read_text()))
+    start = time.perf_counter()
+    runs = build(f)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(runs, default=float))
+    tmp.replace(path)
+    print(f"built {f.name}: {len(runs)} runs in {time.perf_counter() - start:.0f} s",
+          file=sys.stderr)
+    return with_truth(runs)

@@ -1,0 +1,156 @@
+"""Training code written for the benchmark, the way a user writes it: scikit-learn's bundled data
+sets, minibatches with shuffling, cross-entropy / BCE / MSE, deeper MLPs, a small CNN, Adagrad
+and AdamW, warm-up + cosine. Config keys follow this project's (optimizer.lr, train.zero_grad,
+data.normalize, ...) so the labeller's fixes apply to it unchanged."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@lru_cache(maxsize=None)
+def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn import datasets  # benchmark-only extra: pip install -e ".[bench]"
+
+    if name == "digits":
+        d = datasets.load_digits()
+        return d.data.astype(np.float64), d.target.astype(np.int64)
+    if name == "breast_cancer":
+        d = datasets.load_breast_cancer()
+        return d.data.astype(np.float64), d.target.astype(np.float64)
+    if name == "diabetes":  # raw features and targets: losses in the thousands
+        d = datasets.load_diabetes(scaled=False)
+        return d.data.astype(np.float64), d.target.astype(np.float64)
+    if name == "wave":  # a noisy sine on [-2, 2]: few points, a net that can memorise them
+        g = np.random.default_rng(7)
+        x = g.uniform(-2, 2, (400, 1))
+        return x, np.sin(3 * x[:, 0]) + 0.3 * g.standard_normal(400)
+    raise ValueError(f"data.name={name!r}: must be one of digits, breast_cancer, diabetes, wave")
+
+
+def load(d: dict, seed: int) -> tuple[torch.Tensor, ...]:
+    """(x_train, y_train, x_val, y_val) of a seeded split; features standardised with the
+    training statistics when data.normalize."""
+    x, y = _raw(d["name"])
+    idx = np.random.default_rng(1000 + seed).permutation(len(x))
+    tr, va = idx[: d["n_train"]], idx[d["n_train"]: d["n_train"] + d["n_val"]]
+    xt, xv = x[tr], x[va]
+    if d.get("normalize"):
+        mu, sd = xt.mean(0), np.maximum(xt.std(0), 1e-12)
+        xt, xv = (xt - mu) / sd, (xv - mu) / sd
+    ydt = torch.long if y.dtype == np.int64 else torch.float32
+    return (torch.tensor(xt, dtype=torch.float32), torch.tensor(y[tr], dtype=ydt),
+            torch.tensor(xv, dtype=torch.float32), torch.tensor(y[va], dtype=ydt))
+
+
+def build(m: dict, n_in: int, n_out: int) -> nn.Module:
+    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+    if m["name"] == "linear":
+        return nn.Linear(n_in, n_out)
+    if m["name"] == "net":
+        layers: list[nn.Module] = []
+        w = n_in
+        for _ in range(m["layers"]):
+            layers += [nn.Linear(w, m["hidden"]), acts[m["act"]]()]
+            w = m["hidden"]
+        return nn.Sequential(*layers, nn.Linear(w, n_out))
+    if m["name"] == "cnn":  # 8x8 digit images
+        c = m.get("channels", 8)
+        return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, c, 3, padding=1), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * c * 4, n_out))
+    raise ValueError(f"model.name={m['name']!r}: must be one of linear, net, cnn")
+
+
+def optimizer(params: Any, o: dict) -> torch.optim.Optimizer:
+    name, lr, wd = o["name"], o["lr"], o.get("weight_decay", 0.0)
+    if name in ("sgd", "momentum"):
+        mom = o.get("momentum", 0.9 if name == "momentum" else 0.0)
+        return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd)
+    return {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adagrad": torch.optim.Adagrad,
+            "rmsprop": torch.optim.RMSprop}[name](params, lr=lr, weight_decay=wd)
+
+
+def lr_at(epoch: int, lr: float, t: dict) -> float:
+    kind, T = t.get("lr_schedule", "constant"), t["epochs"]
+    if kind == "constant":
+        return lr
+    if kind == "cosine":
+        return 0.5 * lr * (1 + math.cos(math.pi * epoch / T))
+    if kind == "warmup_cosine":
+        w = max(1, int(t.get("warmup", 0.1) * T))
+        if epoch < w:
+            return lr * (epoch + 1) / w
+        return 0.5 * lr * (1 + math.cos(math.pi * (epoch - w) / max(T - w, 1)))
+    if kind == "step":
+        return lr * t.get("lr_gamma", 0.1) ** (epoch // max(1, int(T * t.get("step_share", 0.5))))
+    if kind == "exponential":  # lr_gamma > 1: a ramp that blows up after a long healthy phase
+        return lr * t.get("lr_gamma", 0.99) ** epoch
+    raise ValueError(f"train.lr_schedule={kind!r}")
+
+
+def _criterion(kind: str):
+    if kind == "naive_bce":  # -y log p - (1-y) log(1-p) by hand: log(0) once p saturates
+        def naive(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            p = torch.sigmoid(z.squeeze(-1))
+            return -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
+        return naive
+    if kind == "bce":
+        base = nn.BCEWithLogitsLoss()
+        return lambda z, y: base(z.squeeze(-1), y)
+    if kind == "ce":
+        return nn.CrossEntropyLoss()
+    base = nn.MSELoss()
+    return lambda z, y: base(z.squeeze(-1), y)
+
+
+def fit(cfg: dict) -> dict[str, list[float]]:
+    """Train one run; per epoch: the mean minibatch train loss, the val loss after the epoch and
+    the gradient norm of its last step (full batch: the gradient). Stops at a non-finite loss."""
+    d, m, t = cfg["data"], cfg["model"], cfg["train"]
+    torch.set_num_threads(1)
+    torch.manual_seed(t["seed"])
+    xt, yt, xv, yv = load(d, t["seed"])
+    loss_kind = d.get("loss") or {"digits": "ce", "breast_cancer": "bce"}.get(d["name"], "mse")
+    n_out = 10 if loss_kind == "ce" else 1
+    net = build(m, xt.shape[1], n_out)
+    opt = optimizer(net.parameters(), cfg["optimizer"])
+    crit = _criterion(loss_kind)
+    clip = t.get("clip_grad_norm") or math.inf
+    bs = t.get("batch_size") or len(xt)
+    gen = torch.Generator().manual_seed(t["seed"])
+    out: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "grad_norm": []}
+    best, since = math.inf, 0
+    for epoch in range(t["epochs"]):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(epoch, cfg["optimizer"]["lr"], t)
+        order = torch.randperm(len(xt), generator=gen) if bs < len(xt) else None
+        total, gnorm = 0.0, 0.0
+        for i in range(0, len(xt), bs):
+            idx = order[i: i + bs] if order is not None else slice(None)
+            xb, yb = xt[idx], yt[idx]
+            if t["zero_grad"]:
+                opt.zero_grad()
+            loss = crit(net(xb), yb)
+            loss.backward()
+            gnorm = float(nn.utils.clip_grad_norm_(net.parameters(), clip))
+            opt.step()
+            total += float(loss.detach()) * len(xb)
+        with torch.no_grad():
+            v = float(crit(net(xv), yv))
+        out["train_loss"].append(total / len(xt))
+        out["val_loss"].append(v)
+        out["grad_norm"].append(gnorm)
+        if not (math.isfinite(out["train_loss"][-1]) and math.isfinite(v)):
+            break
+        if t.get("early_stop"):
+            best, since = (v, 0) if v < best else (best, since + 1)
+            if since >= t.get("patience", 20):
+                break
+    return out

@@ -1,0 +1,109 @@
+"""Score the labeller (sweeps.diagnose) on training runs it was never tuned on: a corpus of real
+runs from set-ups the diagnostic preset does not use, each with a ground truth that does not
+come from the labeller.
+  python benchmarks/generalisation.py            # build the corpus if missing, score both parts
+  python benchmarks/generalisation.py --rebuild  # rebuild it (about 10 minutes on 2 cores)
+  python benchmarks/generalisation.py -v         # also list every disagreement with its measures
+  python benchmarks/generalisation.py --verify-fixes   # also: do the fixes heal (2 rounds)?
+  python benchmarks/generalisation.py --family preset  # the diagnostic preset, cached likewise
+  pip install -e ".[bench]"                      # scikit-learn, for its bundled data sets
+
+The corpus (benchmarks/corpus/families.py) is a list of set-up FAMILIES; each family is wholly in
+the calibration part (thresholds may be tuned on it) or in the test part (never looked at while
+tuning). It is cached under outputs/generalisation/ (histories and truth, one JSON per family),
+so scoring after a labeller change takes seconds (continuation truth is cached as the
+continuations' curves and judged when scoring).
+
+Ground truth, written before any tuning. T: the run's epochs; L0: its first train loss.
+Where the model is linear in its parameters and trained by this project's loop (families
+runner-*, models linear and poly) the preset's analytic truth is used unchanged
+(benchmarks/ground_truth.py: the exact recurrence for SGD/momentum, a replay otherwise).
+Everywhere else the truth comes from continuation runs of the same set-up (same seed):
+  C    the same run for 10 T epochs (a schedule stretched over 10 T),
+  K    with a schedule: its starting lr kept constant for 10 T epochs (annealing that freezes a
+       run is no excuse for a stall),
+  Hi   the lr x 10 for T epochs (the 0.1x probe answers nothing these rules ask: a swing
+       that a smaller lr removes is still a swing, and is not run).
+L_ref, what more time or a bolder lr removes: the lowest finite train loss of the run, C, K, Hi.
+Reducible loss R = L0 - L_ref. Rules, first match wins:
+  diverged     the run's losses become non-finite, or it ends >= GROWTH x L0 (whatever more
+               time does: it blew up in the window judged); or it ends at or above L0 and C
+               becomes non-finite or ends >= GROWTH x L0 (it grows without bound). The second
+               clause is applied to the analytic truth too (its diverged rule for a schedule
+               looks only at 10 T, where a decayed lr may have stopped the growth).
+  oscillating  in the run's second half the train loss climbs back above its running minimum by
+               >= SWING x R, or (a loss spanning decades) back to >= DECADE_SWING x its
+               running minimum while that climb is >= MIN_CLIMB x R; and it keeps
+               swinging: C's last T epochs climb back by the same measure (or C blows up).
+  overfitting  the validation loss, smoothed (running median of 5), ends >= VAL_RISE above its
+               minimum and by >= VAL_NOISE x its epoch-to-epoch jitter, the minimum reached
+               >= max(5, 20% of T) epochs before the end, after val fell >= VAL_MATERIAL of its
+               start; the smoothed train loss fell >= TRAIN_FALL x R after that minimum; and C
+               confirms it: C's val at 10 T is still >= VAL_RISE above that minimum (not a dip
+               that more training recovers). Checked before stalled: once val has turned up,
+               more time hurts what the run is for, whatever train could still remove.
+  stalled      the run removed less than STALL = 1 - 1/e of R: L0 - L_T < STALL x R, with L_T
+               the last value of the train loss's running median of 3 (it did not get through
+               one time constant of what more time or a 10x lr removes).
+  healthy      otherwise.
+The cause: with zero_grad() missing (train.zero_grad false) an unhealthy run's cause is that bug,
+and the labeller must name it (in its cause or fix); otherwise the cause is the symptom's own
+(lr too high: diverged/oscillating, lr too low: stalled, memorising: overfitting), and is right
+when the label is right and zero_grad is not blamed wrongly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from corpus import families as fam  # noqa: E402
+from corpus.score import report, score  # noqa: E402
+
+CACHE = ROOT / "outputs" / "generalisation"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rebuild", action="store_true", help="rebuild every family's cache")
+    ap.add_argument("--family", action="append", default=[],
+                    help="only these families (repeatable); default: all")
+    ap.add_argument("--cache", default=str(CACHE), help="where the corpus is cached")
+    ap.add_argument("-v", "--verbose", action="store_true", help="list every disagreement")
+    ap.add_argument("--verify-fixes", action="store_true",
+                    help="re-run every run labelled unhealthy with its fix (2 rounds); heal rates")
+    args = ap.parse_args(argv)
+    known = fam.FAMILIES + [fam.PRESET]
+    names = args.family or [f.name for f in fam.FAMILIES]
+    unknown = sorted(set(names) - {f.name for f in known})
+    if unknown:
+        print(f"--family={unknown[0]!r}: must be one of {[f.name for f in known]}",
+              file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    runs: list[dict[str, Any]] = []
+    for f in known:
+        if f.name in names:
+            runs += fam.load_or_build(f, Path(args.cache), rebuild=args.rebuild)
+    built = time.perf_counter() - start
+    scored = score(runs)
+    print(report(scored, verbose=args.verbose))
+    kinds = Counter(r["part"] for r in runs)
+    if args.verify_fixes:
+        from corpus.fixes import heal, heal_report
+
+        print(heal_report(heal(scored)))
+    print(f"\n{len(runs)} runs ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}); "
+          f"corpus ready in {built:.0f} s, scored in {time.perf_counter() - start - built:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Measurements read off loss curves (pure numpy)."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+
+from sweeps.diagnose.params import Params as _Params
+from sweeps.diagnose.thresholds import Thresholds
+
+
+def _array(seq: Optional[Sequence[float]]) -> np.ndarray:
+    if seq is None:
+        return np.zeros(0)
+    return np.asarray([math.nan if v is None else float(v) for v in seq], dtype=float)
+
+
+def _first_nonfinite(a: np.ndarray) -> int:
+    bad = np.flatnonzero(~np.isfinite(a))
+    return int(bad[0]) if len(bad) else 1 << 62
+
+
+def _smooth(a: np.ndarray, w: int) -> np.ndarray:
+    """Running median (centred, shrinking at the ends) of neighbour averages: kills jitter and
+    period-2 zig-zag (a median alone keeps one phase of it), keeps slower waves and levels."""
+    if len(a) < 2:
+        return a.copy()
+    pairs = np.r_[a[:1], (a[1:] + a[:-1]) / 2]
+    h = min(max(w, 1) // 2, len(a) // 8)  # short curves: a wide window would flatten them
+    n = len(a)
+    if h == 0:
+        return pairs.copy()
+    out = np.empty(n)
+    if n > 2 * h:  # full windows at once; only the shrinking ends one by one
+        out[h:n - h] = np.median(np.lib.stride_tricks.sliding_window_view(pairs, 2 * h + 1), axis=1)
+    ends = [i for i in range(n) if i < h or i >= n - h]
+    for i in ends:
+        out[i] = np.median(pairs[max(0, i - h): i + h + 1])
+    return out
+
+
+def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter: float,
+           t: Thresholds) -> tuple[float, float]:
+    """(the loss this run is heading for, the per-quarter ratio of its tail's drops).
+
+    Read off the curve's own deceleration, never off the lowest loss reached: a curve that is
+    still falling at the end has not arrived. Near a minimum gradient descent removes a fixed
+    share of what is left per epoch, so the drops of the lowest level reached by each quarter,
+    d1..d4, shrink geometrically, and the loss still to come is the rest of that series over
+    the horizon (t.horizon x the run's epochs): d4 * (r + r**2 + ... + r**m), m quarters. r is
+    the slower of the tail's ratio d4 / d3 and the run's average (d4 / d1) ** (1/3): the slowest
+    decay seen governs what is left (a mix of fast and slow modes slows down over time; a nearly
+    straight fall has r ~ 1). A last quarter flat within the jitter has levelled off: the lowest
+    level seen. A loss that is never negative (MSE) cannot end below 0; the data's noise**2 is
+    used only for a curve that did not fall at all (it sat at its floor if at or below it)."""
+    low = float(np.min(smooth))
+    init, n = float(train[0]), len(train)
+    fallen = init - low
+    if fallen <= 0:  # no net fall: no shape to read
+        flat = min(noise * noise, low) if noise is not None and math.isfinite(noise) else 0.0
+        return float(min(flat, low)), 0.0
+    # A curve that fell a share of its start this small has shown no floor, only that its
+    # steps do nothing (a tiny lr, vanishing gradients, a plateau): what it could reach is not
+    # known, so its floor is the least the loss can be (the data's noise**2 when known, else 0
+    # for a loss that is never negative).
+    if fallen < t.barely_moved * abs(init) and float(np.nanmin(train)) >= 0:
+        flat = noise * noise if noise is not None and math.isfinite(noise) else 0.0
+        return float(min(flat, low)), 0.0
+    if n < 8:  # too short for quarters: take it at its word
+        return low, 0.0
+    best = np.minimum.accumulate(smooth)  # progress: the lowest level reached so far (a spike
+    #   or a swing later in the run is judged as such, not read as a change of course)
+    q = [init] + [float(best[round(k * (n - 1) / 4)]) for k in (1, 2, 3, 4)]
+    d1, _, d3, d4 = (q[k] - q[k + 1] for k in range(4))
+    sig = max(t.level_noise * jitter, t.nothing_to_learn * fallen)
+    if d4 <= sig:
+        return low, 0.0
+    r = max(d4 / d3 if d3 > sig else math.inf, (d4 / d1) ** (1 / 3) if d1 > 0 else math.inf)
+    m = 4 * (t.horizon - 1)  # quarters still to come within the horizon
+    rest = d4 * (m if r >= 1 else r * (1 - r**m) / (1 - r))
+    # Never below 0 for a loss that is never negative.
+    lower = 0.0 if float(np.nanmin(train)) >= 0 else -math.inf
+    return float(min(max(low - rest, lower), low)), r
+
+
+def _jitter(a: np.ndarray) -> float:
+    """Robust std of epoch-to-epoch noise (median absolute difference, for Gaussian jitter)."""
+    d = np.diff(a)
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2)) if len(d) else 0.0
+
+
+def _max_autocorr(a: np.ndarray, max_lag: int) -> float:
+    """Largest |autocorrelation| at lags 1..max_lag after removing a straight-line trend."""
+    n = len(a)
+    if n < 8:
+        return 1.0  # too short to tell jitter from a pattern: do not excuse it as jitter
+    x = np.arange(n)
+    r = a - np.polyval(np.polyfit(x, a, 1), x)
+    var = float(np.dot(r, r))
+    if var <= 1e-30 * max(float(np.dot(a, a)), 1e-300):
+        return 0.0
+    return max(abs(float(np.dot(r[:-k], r[k:]))) / var for k in range(1, min(max_lag, n // 2) + 1))
+
+
+def _zigzag(tail: np.ndarray) -> tuple[float, float]:
+    """(share of consecutive differences that flip sign, median half-amplitude of the steps)."""
+    d = np.diff(tail)
+    if len(d) < 4:
+        return 0.0, 0.0
+    return float(np.mean(d[1:] * d[:-1] < 0)), float(np.median(np.abs(d)) / 2)
+
+
+def _sign_changes(a: np.ndarray) -> int:
+    d = np.diff(a)
+    return int(np.sum(d[1:] * d[:-1] < 0)) if len(d) > 1 else 0
+
+
+def _growth(a: np.ndarray) -> float:
+    """Per-epoch growth factor of the loss from its lowest point to its last finite value."""
+    a = a[np.isfinite(a)]
+    if len(a) < 2:
+        return 1.0
+    i = int(np.argmin(a))
+    if i >= len(a) - 1 or a[i] <= 0:
+        return 1.0
+    return float((a[-1] / a[i]) ** (1.0 / (len(a) - 1 - i)))
+
+
+def _val_sampling_sd(cfg: "_Params") -> float:
+    """Std of a val MSE over n_val points with Gaussian label noise (0 without the config)."""
+    noise, n_val = cfg.get_float("data.noise"), cfg.get_float("data.n_val")
+    if noise is None or not n_val or n_val <= 0:
+        return 0.0
+    return noise * noise * math.sqrt(2.0 / n_val)
+
+
+def _r(x: float) -> float:
+    """Four significant digits: evidence to read, not to recompute from."""
+    return float(f"{float(x):.4g}")
+
+

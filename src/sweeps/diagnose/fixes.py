@@ -1,0 +1,233 @@
+"""Causes and fixes: the overrides that heal a run with a given symptom."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+
+from sweeps.diagnose.curves import _r
+from sweeps.diagnose.params import Params as _Params
+from sweeps.diagnose.thresholds import Thresholds
+from sweeps.diagnose.verdict import Diagnosis
+
+
+def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
+             curves: tuple[np.ndarray, np.ndarray], *, ratio: float = 1.0, note: str = "",
+             early_stop_first: bool = False) -> Diagnosis:
+    """Cause, THE fix (every fault found, applied together) and alternatives for a symptom.
+    ``curves``: (train loss, gradient norm). ``ratio``: diverged, the per-epoch growth of the
+    loss; oscillating, how far the swing exceeds what is allowed; stalled, the share removed.
+    ``early_stop_first``: oscillating, val turned up before the swings began; overfitting,
+    early stopping would not cut into swings."""
+    lr = cfg.get_float("optimizer.lr")
+    if symptom == "healthy":
+        return Diagnosis(symptom, note or "The loss fell to what the data allows and settled.",
+                         [], ev)
+    # The symptom's own remedies, the most likely to heal first: options[0] is the fix for the
+    # fault the curve shows, the rest are alternatives to it.
+    cause, options = _symptom_fix(symptom, lr, ev, t, ratio, early_stop_first)
+    # Can the model memorise this data once the run trains properly? Then early stopping goes
+    # with any fix that is not about overfitting already.
+    memorises = symptom != "overfitting" and _memorises(cfg, ev, t)
+    stop = ["train.early_stop=true"] if memorises else []
+    also_memorises = (" With noisy labels and this many parameters per training point, the "
+                      "model memorises the noise once it trains properly: stop early.")
+    if cfg.get_bool("train.zero_grad") is not False:
+        fix = options[0] if options else []
+        fix = fix + [s for s in stop if s not in fix]
+        return Diagnosis(symptom, cause + (also_memorises if stop and fix != stop else ""),
+                         fix, ev, [" ".join(o) for o in options[1:]])
+
+    # zero_grad() is missing: that is the bug, whatever else is wrong; the fix restores it and
+    # adds any second fault the evidence shows.
+    accumulate = ("zero_grad() is missing: gradients accumulate across epochs, so every step "
+                  "follows their running sum (undamped momentum).")
+    zero = ["train.zero_grad=true"]
+    if symptom in ("diverged", "oscillating"):
+        # The running sum is the cause: no lr or schedule makes it settle. Is the lr wrong too?
+        what = "blew up" if symptom == "diverged" else "swings without settling"
+        cause = f"The loss {what} because " + accumulate
+        second, why = _plain_lr(curves, cfg, t, ev)
+        fix = zero + second
+        if early_stop_first and not stop:  # val turned up before the swings began
+            stop = ["train.early_stop=true"]
+            why += (" Validation loss had already turned up before the swings began: stop "
+                    "early.")
+        if stop:
+            why += also_memorises if memorises else ""
+        fix += stop
+        alternatives = [" ".join(zero + o + [s for s in stop if s not in o])
+                        for o in options if o and not o[0].startswith("optimizer.lr=")]
+        if not second:
+            alternatives.insert(0, " ".join(zero + _lr(lr, 0.1) + stop))
+        return Diagnosis(symptom, cause + why, fix, ev,
+                         [a for a in dict.fromkeys(alternatives) if a != " ".join(fix)])
+    # Stalled or overfitting: the curve names its own fault (too low an lr, memorising); the
+    # missing zero_grad() comes on top. A stalled run's running sum only made its steps larger
+    # than plain ones, so the lr it needs is at least the one the stall asks for.
+    fix = zero + (options[0] if options else []) + stop
+    fix = list(dict.fromkeys(fix))
+    cause += " Also, " + accumulate + (also_memorises if memorises else "")
+    return Diagnosis(symptom, cause, fix, ev,
+                     [" ".join(dict.fromkeys(zero + o + stop)) for o in options[1:]])
+
+
+def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Thresholds,
+                 ratio: float, early_stop_first: bool) -> tuple[str, list[list[str]]]:
+    """The cause of a symptom and its remedies, each a list of overrides, the most likely to
+    heal the run first (a remedy needing the lr is left out when the lr is unknown)."""
+    if symptom == "diverged":
+        # 10x, or more when the growth says 10x is not enough: gradient descent on a quadratic
+        # grows the loss by (lr*lam - 1)**2 per epoch, so lr*lam ~ 1 + sqrt(growth); aim at 1.
+        factor = _pow10(1 + math.sqrt(max(ratio, 0.0)), t.max_lr_factor)
+        ev["lr_factor"] = factor
+        cause = "The learning rate is too high: each step overshoots further and the loss blows up."
+        return cause, _nonempty([_lr(lr, 1 / factor), ["train.clip_grad_norm=1.0"]])
+    if symptom == "oscillating":
+        # A bouncing step costs loss ~ lr**2: cut lr by sqrt(swing / allowed swing), at least 10x.
+        factor = _pow10(math.sqrt(ratio), t.max_lr_factor)
+        ev["lr_factor"] = factor
+        cause = "The step size overshoots the minimum: the loss bounces instead of settling."
+        options = [_lr(lr, 1 / factor), ["train.lr_schedule=cosine"]]
+        if early_stop_first:
+            cause += (" Validation loss had already turned up before the swings began: "
+                      "early stopping ends the run at its minimum, before them.")
+            options.insert(0, ["train.early_stop=true"])
+        return cause, _nonempty(options)
+    if symptom == "overfitting":
+        cause = "The model memorises the training set: train loss falls, validation loss rises."
+        options = [["train.early_stop=true"], ["optimizer.weight_decay=0.01"]]
+        if not early_stop_first:
+            cause += (" The loss still swings where early stopping would end the run: weight "
+                      "decay regularises without cutting it short.")
+            options.reverse()
+        return cause, options
+    # Stalled. Converging exponentially, removed = 1 - exp(-k*T) with k ~ lr: the lr factor
+    # that removes stall_target is -ln(1 - target) / (k*T). No measurable progress says nothing
+    # about k: use 10.
+    factor = _raise_factor(ratio, t)
+    ev["lr_factor"] = factor
+    cause = ("The learning rate is too low (or the gradients vanish): the loss is still falling "
+             "far from where it is heading, or barely moves.")
+    return cause, _nonempty([_lr(lr, factor), ["data.normalize=true"]])
+
+
+def _raise_factor(removed: float, t: Thresholds) -> float:
+    """The power of ten by which to raise the lr of a run that removed this share of its
+    reducible loss (exponential convergence, rate ~ lr), so that it removes stall_target."""
+    kt = -math.log(max(1.0 - removed, 1e-12))
+    need = -math.log(1.0 - t.stall_target) / kt if kt > 0 else math.inf
+    return 10.0 if removed < t.min_progress else _pow10(need, t.max_lr_factor)
+
+
+def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds,
+              ev: dict[str, Any]) -> tuple[list[str], str]:
+    """Is the lr wrong for plain steps too, i.e. once zero_grad() is restored? (overrides, the
+    sentence that says why). Read off the first update, which with zero_grad() missing is
+    exactly the plain one: nothing has accumulated before it. Along its direction the loss is
+    a parabola: L(s) = L0 - G s + C s**2 / 2 for s times the step, G = grad . step, so the step
+    went rho = C / G times as far as the minimum along it, rho = 2 (1 - (L0 - L1) / G).
+      * SGD (and momentum, whose first step is plain too): step = lr * grad, G = lr |g0|**2
+        with g0 the first gradient norm (clipped: times min(1, clip / g0)); rho = lr times
+        the curvature the gradient meets, at most lr * lam_max.
+      * any optimizer: L1 > L0 means rho > 2; for a step much longer than the way to the
+        minimum the loss grows as (rho - 1)**2, so rho ~ 1 + sqrt(L1 / L0) (Adam's first step
+        is lr * sign(grad), RMSprop's lr / sqrt(1 - alpha) * sign(grad): G is not known).
+    rho >= overshoot: the lr is cut by the power of ten at or above rho (at least 10x).
+    Otherwise the share of the reducible loss (taken down to the lowest loss of the run, no
+    lower than the floor) the first step removed, f1, is the most a plain step removes: kept
+    up for the run's epochs it gets through k*T = -T ln(1 - f1) time constants (momentum's
+    steps grow to 1 / (1 - beta) times the first). Fewer than first_step_epochs: the lr is
+    raised as for a stall that removed 1 - exp(-k*T)."""
+    train, grads = curves
+    lr = cfg.get_float("optimizer.lr")
+    if len(train) < 2 or lr is None or not math.isfinite(float(train[0])):
+        return [], ""
+    l0, l1 = float(train[0]), float(train[1])
+    name = str(cfg.get("optimizer.name") or cfg.get("optimizer") or "").lower()
+    rho = None
+    if not math.isfinite(l1):
+        rho = math.inf
+    elif name in ("sgd", "momentum") and len(grads) and math.isfinite(float(grads[0])) \
+            and grads[0] > 0:
+        g0 = float(grads[0])
+        clip = cfg.get_float("train.clip_grad_norm")
+        gain = lr * g0 * g0 * (min(1.0, clip / g0) if clip and clip > 0 else 1.0)
+        rho = 2.0 * (1.0 - (l0 - l1) / gain)
+    elif l1 > l0 > 0:
+        rho = 1.0 + math.sqrt(l1 / l0)
+    if rho is not None:
+        ev["first_step_overshoot"] = _r(min(rho, 1e6))
+    if rho is not None and rho >= t.overshoot:
+        factor = _pow10(rho, t.max_lr_factor)
+        ev["lr_factor"] = factor
+        return _lr(lr, 1 / factor), (
+            " The learning rate is too high as well: the first update, a plain gradient step "
+            f"(nothing had accumulated yet), went {min(rho, 1e6):.3g} times as far as the "
+            "minimum along its own direction, so plain steps overshoot too.")
+    low = float(np.nanmin(np.where(np.isfinite(train), train, np.nan)))
+    if not (l0 > low and l1 < l0):
+        return [], ""
+    f1 = min((l0 - l1) / (l0 - low), 1.0)
+    epochs = cfg.get_int("train.epochs") or len(train)
+    beta = cfg.get_float("optimizer.momentum") or (0.9 if name == "momentum" else 0.0)
+    kt = -epochs * math.log(max(1.0 - f1, 1e-300)) / max(1.0 - beta, 1e-3)
+    ev["first_step_time_constants"] = _r(min(kt, 1e6))
+    if kt >= t.first_step_epochs:
+        return [], ""
+    factor = _raise_factor(1.0 - math.exp(-kt), t)
+    ev["lr_factor"] = factor
+    return _lr(lr, factor), (
+        " The learning rate is too low as well: the first update, a plain gradient step "
+        f"(nothing had accumulated yet), removed {f1:.2g} of the reducible loss; kept up for "
+        f"{epochs} epochs that is {kt:.2g} time constants, a stall once the steps are plain.")
+
+
+def _memorises(cfg: _Params, ev: dict[str, Any], t: Thresholds) -> bool:
+    """Enough parameters per training point, with label noise, to memorise it (capacity)."""
+    noise, n = cfg.get_float("data.noise"), cfg.get_float("data.n_train")
+    p = _n_params(cfg)
+    if not noise or noise <= 0 or not n or n <= 0 or p is None \
+            or cfg.get_bool("train.early_stop"):
+        return False
+    ev["params_per_train_point"] = _r(p / n)
+    return p / n >= t.capacity
+
+
+def _n_params(cfg: _Params) -> int | None:
+    """Trainable parameters of the sweeps models (sweeps.model), from the config; None for
+    another model."""
+    name = str(cfg.get("model.name") or cfg.get("model") or "").lower()
+    if name == "linear":
+        return 2
+    if name == "poly":
+        degree = cfg.get_int("model.degree")
+        return degree + 1 if degree is not None else None
+    if name == "mlp":
+        h, layers = cfg.get_int("model.hidden"), cfg.get_int("model.layers")
+        if h is None or layers is None:
+            return None
+        return 2 * h + (layers - 1) * (h * h + h) + h + 1
+    return None
+
+
+def _nonempty(options: list[list[str]]) -> list[list[str]]:
+    return [o for o in options if o]
+
+
+def _lr(lr: Optional[float], factor: float) -> list[str]:
+    """``optimizer.lr=<lr * factor>`` written compactly (0.1 / 10 -> 0.01); [] without an lr."""
+    if lr is None or not math.isfinite(lr) or lr <= 0:
+        return []
+    return [f"optimizer.lr={float(f'{lr * factor:.6g}')!r}"]
+
+
+def _pow10(x: float, cap: float) -> float:
+    """The power of ten at or above x, at least 10 and at most cap."""
+    if not math.isfinite(x):
+        return cap
+    return float(min(max(10.0 ** math.ceil(math.log10(max(x, 1.0)) - 1e-9), 10.0), cap))
+
+

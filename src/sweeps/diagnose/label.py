@@ -1,0 +1,261 @@
+"""diagnose(): one run's curves (and optional config) in, a Diagnosis out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from sweeps.diagnose.curves import (_array, _first_nonfinite, _floor, _growth, _jitter,
+    _max_autocorr, _r, _sign_changes, _smooth, _val_sampling_sd, _zigzag)
+from sweeps.diagnose.fixes import _verdict
+from sweeps.diagnose.foreign import in_own_terms
+from sweeps.diagnose.params import Params as _Params
+from sweeps.diagnose.thresholds import DEFAULT, Thresholds
+from sweeps.diagnose.verdict import Diagnosis
+
+
+def diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]] = None, *,
+             config: Any = None, grad_norm: Optional[Sequence[float]] = None,
+             thresholds: Thresholds = DEFAULT) -> Diagnosis:
+    """Label a run from its per-epoch curves.
+
+    Args:
+        train_loss: training loss per epoch (index 0 = before any step); may end at NaN/inf.
+        val_loss: validation loss per epoch, optional.
+        config: the run's config, nested (``{"optimizer": {"lr": 0.03}}``) or flat with MLflow's
+            string values (``{"optimizer.lr": "0.03"}``); optional, missing keys are fine.
+        grad_norm: gradient norm per epoch, optional (a non-finite norm counts as divergence).
+        thresholds: the decision numbers; see Thresholds.
+
+    Checks run in order: non-finite, blown up, not settling, overfitting, stalled, else healthy.
+    A run whose params are another script's gets its fix in that script's terms (foreign.py).
+    """
+    return in_own_terms(_diagnose(train_loss, val_loss, config, grad_norm, thresholds),
+                        _Params(config))
+
+
+def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], config: Any,
+              grad_norm: Optional[Sequence[float]], thresholds: Thresholds) -> Diagnosis:
+    t, cfg = thresholds, _Params(config)
+    train, val, grads = _array(train_loss), _array(val_loss), _array(grad_norm)
+    ev: dict[str, Any] = {"epochs_run": int(len(train))}
+
+    # 1. Non-finite numbers: the loop stops at the first one, so it is the last epoch recorded.
+    bad = min(_first_nonfinite(a) for a in (train, val, grads))
+    if bad < max(len(train), len(val), len(grads)):
+        ev["first_nonfinite_epoch"] = int(bad)
+        return _graded(_verdict("diverged", cfg, ev, t, (train, grads),
+                                ratio=_growth(train[:bad])), math.inf, t)
+    val = val[: len(train)]
+    if len(train) < t.min_epochs:
+        return _graded(_verdict("healthy", cfg, ev, t, (train, grads),
+                                note=f"Too few epochs ({len(train)}) to judge."), 1.0, t)
+
+    init = float(train[0])
+    smooth = _smooth(train, t.smooth)
+    end = float(smooth[-1])
+    cut = int(len(train) * (1 - t.judged_share))
+    judged = train[cut:]
+    floor, tail_ratio = _floor(train, smooth, cfg.get_float("data.noise"), _jitter(judged), t)
+    reducible = init - floor
+    trivial = reducible <= t.nothing_to_learn * abs(init)
+    scale = max(reducible, t.nothing_to_learn * abs(init), 1e-12)
+    removed = 1.0 if trivial else (init - end) / reducible
+    ev.update(initial_loss=_r(init), final_loss=_r(train[-1]), floor=_r(floor),
+              removed_share=_r(removed), tail_ratio=_r(min(tail_ratio, 99.0)))
+    if len(grads) and grads[0] > 0:
+        ev["grad_norm_last_over_first"] = _r(grads[-1] / grads[0])
+
+    # 2. Blew up: far above the start and still near its worst (a loss that came back down a
+    #    long way from an early peak is swinging, not blowing up), or climbing steadily past it.
+    ups = float(np.mean(np.diff(judged) > 0)) if len(judged) > 2 else 0.0
+    last = train[int(len(train) * (1 - t.worst_share)):]
+    worst = bool(np.max(last) >= t.worst_ratio * np.max(train))
+    blow = end / (t.blowup_ratio * max(abs(init), 1e-12)) if worst else 0.0
+    grow = min(end / (t.growth_ratio * init), ups / t.growth_steady) if init > 0 else 0.0
+    if blow > 1 or grow >= 1:
+        ev.update(end_over_initial=_r(end / init) if init else None, rising_share=_r(ups))
+        return _graded(_verdict("diverged", cfg, ev, t, (train, grads), ratio=_growth(train)),
+                       max(blow, grow), t)
+
+    # 3. Does not settle: ends climbing back up, or climbs back well above the lowest loss
+    #    reached so far for a few epochs (waves, zig-zag, recurring spikes; a one-epoch blip does
+    #    not count), or val zig-zags: the weights still bounce across the minimum (lr*lam ~ 2).
+    #    Only a tail without pattern (iid jitter) must also stand out from its own jitter.
+    climb, busy, swing, first, swing_margin = _unsettled(train, smooth, scale, t)
+    tail = int(len(train) * (1 - t.zigzag_tail))
+    v_flips, v_half_amp = _zigzag(val[tail:])
+    v_zigzag = v_half_amp if v_flips >= t.zigzag_flips else 0.0
+    ev.update(tail_climb=_r(climb / scale), tail_epochs_above=busy,
+              tail_max_swing=_r(swing / scale), tail_sign_changes=_sign_changes(train[tail:]),
+              val_tail_zigzag=_r(v_zigzag / scale))
+    osc = max(climb / (t.osc_rise * scale), swing_margin, v_zigzag / (t.zigzag_amp * scale))
+    if osc >= 1:
+        over = max(climb / (t.osc_rise * scale), swing / (t.osc_swing * scale), 1.0)
+        # Val already turned up before the swings began: early stopping ends the run at its val
+        # minimum, before them, and so cures both (a lower lr would leave the overfitting).
+        turned = len(val) >= first > 0 and _val_turn(train[:first], smooth[:first], val[:first],
+                                                     scale, cfg, t)
+        stop = _early_stop_at(val, cfg)
+        early = bool(turned) and stop is not None and stop < first
+        if early:
+            ev["val_turned_before_swings"] = True
+        return _graded(_verdict("oscillating", cfg, ev, t, (train, grads), ratio=over,
+                                early_stop_first=early), osc, t)
+
+    # 4. Train fits (not stalled) and keeps falling while val climbs clearly above its minimum,
+    #    reached well before the end, by more than its jitter and the val set's sampling noise.
+    #    A train loss still far from its floor does not excuse it once val has clearly fallen
+    #    and turned back up: more epochs then hurt what the run is for.
+    turn = 0.0
+    if len(val) >= t.min_epochs and (removed >= t.stall_share or _val_fell(val, t)):
+        turn = _val_turn_margin(train, smooth, val, scale, cfg, t, ev)
+        turned = turn >= 1
+        epochs = cfg.get_int("train.epochs")
+        caught = bool(cfg.get_bool("train.early_stop")) and epochs is not None and len(val) < epochs
+        if turned and not caught:
+            # Where would early stopping end this run? If the loss still swings there, it would
+            # stop a run that never settled; weight decay regularises without cutting it short.
+            stop = _early_stop_at(val, cfg)
+            c2, b2, _, _, _ = _unsettled(train[:stop + 1], smooth[:stop + 1], scale, t) \
+                if stop is not None else (0.0, 0, 0.0, 0, 0.0)
+            unsettled = c2 >= t.osc_rise * scale or b2 >= t.osc_epochs
+            if unsettled:
+                ev["swings_at_early_stop"] = stop
+            return _graded(_verdict("overfitting", cfg, ev, t, (train, grads),
+                                    early_stop_first=not unsettled), turn, t)
+        if turned:
+            ev["early_stopped"] = True  # early stopping already ended it at the val minimum
+    if _early_stopped(cfg, val, t):
+        # Early stopping ended the run once val stopped improving, after it had improved: more
+        # epochs would not have helped val, so a train loss still falling is not a stall.
+        ev["early_stopped"] = True
+        return _graded(_verdict("healthy", cfg, ev, t, (train, grads),
+                                note="Early stopping ended the run at its validation optimum."),
+                       math.inf, t)
+
+    # 5. Barely moved: little of what the data allows was removed (smoothly: 3 found no swings),
+    #    or the gradient says the minimum is still far (with zero_grad off it is the running sum).
+    g_left = None
+    if len(grads) == len(train) and cfg.get_bool("train.zero_grad") is not False \
+            and float(np.max(grads)) > 0:
+        g_left = float(grads[-1] / np.max(grads))
+        ev["grad_norm_last_over_max"] = _r(g_left)
+    stall = max(t.stall_share / max(float(removed), 1e-12) if removed > 0 else math.inf,
+                g_left / t.stall_grad if g_left is not None else 0.0)
+    if stall > 1 or (g_left is not None and g_left >= t.stall_grad):
+        share = min(float(removed), 1 - g_left**2) if g_left is not None else float(removed)
+        return _graded(_verdict("stalled", cfg, ev, t, (train, grads), ratio=max(share, 0.0)),
+                       stall, t)
+    # Healthy: as far from the nearest unhealthy rule as that rule's measure is from it.
+    near = [osc, turn, stall]
+    return _graded(_verdict("healthy", cfg, ev, t, (train, grads)),
+                   1.0 / max(max(near), 1e-12), t)
+
+
+def _graded(d: Diagnosis, margin: float, t: Thresholds) -> Diagnosis:
+    """The diagnosis with its margin (a factor >= 1 from the deciding threshold) and the
+    confidence it gives: clear from t.clear_margin on, borderline nearer."""
+    margin = max(float(margin), 1.0) if math.isfinite(margin) else math.inf
+    d.evidence["margin"] = _r(min(margin, 1e6))
+    return replace(d, margin=margin, confidence="clear" if margin >= t.clear_margin
+                   else "borderline")
+
+
+def _val_fell(val: np.ndarray, t: Thresholds) -> bool:
+    """Val fell clearly (overfit_material of its start) before its lowest point."""
+    vs = _smooth(val, t.smooth)
+    return float(val[0] - np.min(vs)) >= t.overfit_material * abs(float(val[0]))
+
+
+def _unsettled(train: np.ndarray, smooth: np.ndarray, scale: float,
+               t: Thresholds) -> tuple[float, int, float, int, float]:
+    """How far the judged part of a curve fails to settle: (how far its smoothed level ends
+    above its judged minimum, how many judged epochs climb back above the lowest loss so far
+    (>= osc_swing * scale, or to >= osc_log_swing times it), the largest such climb, the first
+    epoch that does, and the swing's margin: the osc_epochs-th largest epoch's climb over its
+    threshold). An unpatterned (iid) tail must also stand out from its own jitter."""
+    n = len(train)
+    cut = int(n * (1 - t.judged_share))
+    judged = train[cut:]
+    if len(judged) < 2:
+        return 0.0, 0, 0.0, n, 0.0
+    patterned = _max_autocorr(judged, t.max_lag) >= t.structure
+    noise = 0.0 if patterned else t.osc_noise * _jitter(judged)
+    climb = float(smooth[-1] - np.min(smooth[cut:]))
+    run_min = np.minimum.accumulate(judged)
+    above = judged - run_min
+    # On a log scale too: a loss spanning decades that jumps back to several times its lowest
+    # level is swinging even when the jump is a small share of where it started (unnormalised
+    # targets); the climb must still be material, not jitter near a floor of 0.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.where((run_min > 0) & (above >= t.osc_min_climb * scale),
+                             judged / np.where(run_min > 0, run_min, 1.0) / t.osc_log_swing, 0.0)
+    ratio = np.maximum(above / max(t.osc_swing * scale, noise, 1e-300), log_ratio)
+    high = np.flatnonzero(ratio >= 1)
+    if climb < noise:
+        climb = 0.0
+    k = min(t.osc_epochs, len(ratio))
+    margin = float(np.sort(ratio)[-k]) if k else 0.0
+    return climb, len(high), float(np.max(above)), cut + int(high[0]) if len(high) else n, margin
+
+
+def _val_turn(train: np.ndarray, smooth: np.ndarray, val: np.ndarray, scale: float,
+              cfg: "_Params", t: Thresholds, ev: Optional[dict[str, Any]] = None) -> bool:
+    """Val climbs clearly above its minimum (reached well before the end, by more than its
+    jitter and the val set's sampling noise) while train keeps falling."""
+    return _val_turn_margin(train, smooth, val, scale, cfg, t, ev) >= 1
+
+
+def _val_turn_margin(train: np.ndarray, smooth: np.ndarray, val: np.ndarray, scale: float,
+                     cfg: "_Params", t: Thresholds, ev: Optional[dict[str, Any]] = None) -> float:
+    """How clearly val turned up (_val_turn): the smallest of its conditions' measures over
+    their thresholds (>= 1: every one holds)."""
+    if len(val) < t.min_epochs:
+        return 0.0
+    vs = _smooth(val, t.smooth)
+    i_min = int(np.argmin(vs))
+    v_min, v_rise = float(vs[i_min]), float(vs[-1] - vs[i_min])
+    fell = float(smooth[i_min] - smooth[-1])
+    if ev is not None:
+        ev.update(val_min_epoch=i_min, val_rise=_r(v_rise / max(abs(v_min), 1e-12)),
+                  train_fall_after_val_min=_r(fell / scale))
+    if v_rise <= 0:
+        return 0.0
+
+    def over(x: float, need: float) -> float:
+        return x / need if need > 0 else math.inf
+
+    return min(over(v_rise, t.overfit_rise * abs(v_min)),
+               over(v_rise, t.overfit_noise * _jitter(val)),
+               over(v_rise, t.overfit_sampling * _val_sampling_sd(cfg)),
+               over(len(val) - 1 - i_min, max(t.overfit_gap_min, t.overfit_gap * len(val))),
+               over(fell, t.overfit_train_fall * scale))
+
+
+def _early_stop_at(val: np.ndarray, cfg: "_Params") -> Optional[int]:
+    """The epoch at which the loop's early stopping (train.patience epochs without a new best
+    val loss; 20 if unknown) would end this run, or None if it never would."""
+    patience = cfg.get_int("train.patience") or 20
+    best, since = math.inf, 0
+    for i, v in enumerate(val):
+        best, since = (float(v), 0) if v < best else (best, since + 1)
+        if since >= patience:
+            return i
+    return None
+
+
+def _early_stopped(cfg: "_Params", val: np.ndarray, t: Thresholds) -> bool:
+    """Early stopping ended the run before its epochs, after val had clearly improved."""
+    epochs = cfg.get_int("train.epochs")
+    if not cfg.get_bool("train.early_stop") or epochs is None or len(val) >= epochs \
+            or len(val) < t.min_epochs:
+        return False
+    vs = _smooth(val, t.smooth)
+    gain = float(val[0] - np.min(vs))
+    return gain > max(t.overfit_noise * _jitter(val), t.nothing_to_learn * abs(float(val[0])))
+
+

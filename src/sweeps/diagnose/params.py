@@ -1,0 +1,84 @@
+"""Dotted-key reads of a run's config: nested mappings or MLflow's flat string params."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+
+# Common names of a setting in other training scripts' params (MLflow's flat keys), tried in
+# order when the project's own key is missing.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "optimizer.lr": ("lr", "learning_rate", "optim.lr", "optimizer.learning_rate",
+                     "train.lr", "training.lr", "training.learning_rate", "hparams.lr"),
+    "train.zero_grad": ("zero_grad", "training.zero_grad", "optim.zero_grad"),
+    "train.epochs": ("epochs", "num_epochs", "n_epochs", "training.epochs", "max_epochs"),
+    "optimizer.name": ("optimizer", "optim", "optimizer.type", "optim.name", "optimizer_name"),
+}
+
+
+class Params:
+    """Dotted-key reads from a nested mapping (or attribute tree) or MLflow's flat string params."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config if config is not None else {}
+
+    def source(self, key: str) -> Optional[str]:
+        """The key a value for ``key`` is read from: ``key`` itself, or the first of its
+        common names (ALIASES) that another script's params have; None if none."""
+        for k in (key, *ALIASES.get(key, ())):
+            if self._get(k) is not None:
+                return k
+        return None
+
+    def own(self) -> bool:
+        """Is this one of this project's configs (its overrides apply), not another script's?
+        Yes when it has a key of this project's groups (train.*, optimizer.*, data.*, model.*;
+        a script logging ``optimizer.lr`` is then told ``optimizer.lr=...``, its own name)."""
+        groups = ("train", "optimizer", "data", "model")
+        c = self.config
+        if isinstance(c, Mapping):  # no params at all: nothing says it is another script's
+            return not c or any(k in groups or str(k).split(".", 1)[0] in groups and "." in str(k)
+                       for k in c)
+        return any(hasattr(c, g) for g in groups)
+
+    def get(self, key: str) -> Any:
+        src = self.source(key)
+        return self._get(src) if src is not None else None
+
+    def _get(self, key: str) -> Any:
+        node: Any = self.config
+        if isinstance(node, Mapping) and key in node:
+            return node[key]
+        for part in key.split("."):
+            if isinstance(node, Mapping):
+                if part not in node:
+                    return None
+                node = node[part]
+            elif hasattr(node, part):
+                node = getattr(node, part)
+            else:
+                return None
+        return node
+
+    def get_float(self, key: str) -> Optional[float]:
+        v = self.get(key)
+        if v is None or isinstance(v, bool):
+            return None
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return None  # "None", "null", "" and other non-numbers
+
+    def get_int(self, key: str) -> Optional[int]:
+        v = self.get_float(key)
+        return int(v) if v is not None and math.isfinite(v) else None
+
+    def get_bool(self, key: str) -> Optional[bool]:
+        v = self.get(key)
+        if isinstance(v, str):
+            return {"true": True, "false": False, "1": True, "0": False, "yes": True,
+                    "no": False, "on": True, "off": False}.get(v.strip().lower())
+        return bool(v) if isinstance(v, (bool, int, np.bool_)) else None

@@ -1,0 +1,83 @@
+"""sweeps-analyze on an experiment logged by someone else's script with plain mlflow.log_metrics:
+fixes in that script's own param names, and nothing its owner wrote is overwritten."""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from conftest import run_cli
+
+NOTE = "mlflow.note.content"
+BEGIN = "<!-- sweeps:diagnosis -->"
+
+
+def _log(name: str, params: dict, losses: list[float], tags: dict | None = None) -> str:
+    with mlflow.start_run(run_name=name) as run:
+        mlflow.log_params(params)
+        if tags:
+            mlflow.set_tags(tags)
+        for step, loss in enumerate(losses):
+            mlflow.log_metrics({"loss": loss, "val_loss": loss * 1.1}, step=step)
+        return run.info.run_id
+
+
+def test_foreign_run_keeps_its_tags_and_description(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("theirs")
+    try:
+        # accumulating gradients (zero_grad False) at lr 3.0: the loss triples to a NaN
+        bad = _log("bad", {"lr": "3.0", "zero_grad": "False"},
+                   [3.0**i for i in range(12)] + [math.nan],
+                   {"symptom": "my own verdict", NOTE: "notes the owner wrote"})
+        fine = _log("fine", {"learning_rate": "0.01"}, [0.05 + 0.9**i for i in range(80)])
+    finally:
+        mlflow.set_tracking_uri(None)
+    args = ["--tracking-uri", uri, "--experiment", "theirs", "--train-metric", "loss",
+            "--val-metric", "val_loss", "--no-plots", "--output-root", str(tmp_path / "out")]
+    proc = run_cli(args, tmp_path, module="sweeps.analyze")
+    c = MlflowClient(uri)
+    tags = c.get_run(bad).data.tags
+    assert tags["symptom"] == "my own verdict"  # the owner's tag is left alone ...
+    assert tags["sweeps.symptom"] == "diverged"  # ... the label goes beside it
+    assert tags["sweeps.symptom_confidence"] in ("clear", "borderline")
+    assert "zero_grad() is missing" in tags["sweeps.cause"]
+    # the fix in the script's own param names, none of this project's train.* keys
+    assert "zero_grad: False -> True" in tags["sweeps.fix"]
+    assert "train." not in tags["sweeps.fix"] and "optimizer." not in tags["sweeps.fix"]
+    note = tags[NOTE]
+    assert note.startswith("notes the owner wrote") and note.count(BEGIN) == 1
+    assert "**diverged**" in note
+    assert proc.stdout.count("had their own symptom/cause/fix tags") == 1
+    # the run without tags of its own gets the plain tags
+    assert c.get_run(fine).data.tags["symptom"] == "healthy"
+    assert "the analysis run in experiment 'theirs'" in proc.stdout
+    assert "sweep's parent run" not in proc.stdout
+
+    # a second analysis replaces its own block and still leaves the owner's words
+    run_cli(args + ["--relabel"], tmp_path, module="sweeps.analyze")
+    again = c.get_run(bad).data.tags
+    assert again["symptom"] == "my own verdict"
+    assert again[NOTE].startswith("notes the owner wrote") and again[NOTE].count(BEGIN) == 1
+
+
+def test_foreign_lr_fix_in_own_terms(tmp_path):
+    """An lr under another name gets its fix as ``name: old -> new``; the rest in words."""
+    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("lr-names")
+    try:
+        # a straight, barely sloping fall: far from where it is heading (stalled)
+        run = _log("slow", {"learning_rate": "0.001"}, [1.0 - 0.001 * i for i in range(100)])
+    finally:
+        mlflow.set_tracking_uri(None)
+    run_cli(["--tracking-uri", uri, "--experiment", "lr-names", "--train-metric", "loss",
+             "--val-metric", "val_loss", "--no-plots", "--output-root", str(tmp_path / "out")],
+            tmp_path, module="sweeps.analyze")
+    tags = MlflowClient(uri).get_run(run).data.tags
+    assert tags["symptom"] == "stalled"
+    assert tags["fix"].startswith("learning_rate: 0.001 -> ")
+    assert "data.normalize" not in tags[NOTE] and "standardise the inputs" in tags[NOTE]

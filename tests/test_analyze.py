@@ -127,6 +127,11 @@ def test_verify_fixes_reruns_unhealthy_runs(swept):
     assert compound > 0
     healed = sum(f.data.tags["symptom"] == "healthy" for f in fixes)
     assert f"{healed:>4}/{len(fixes):<4} became healthy" in proc.stdout
+    # the sweep's parent run charts the share healed, as counted from the reruns' own labels
+    parent = next(r for r in runs if r.data.tags.get("sweeps.role") == "parent")
+    metrics = c.get_run(parent.info.run_id).data.metrics
+    assert metrics["fixes/healed_share"] == pytest.approx(healed / len(fixes))
+    assert metrics["fixes/attempted"] == len(fixes)
 
 
 def test_analyze_rounds_bad_value_is_one_line(tmp_path):

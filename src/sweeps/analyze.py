@@ -347,7 +347,13 @@ def main(argv: Optional[list[str]] = None) -> None:
                   "the labels are in sweeps.symptom, sweeps.cause, sweeps.fix and "
                   "sweeps.symptom_confidence there")
         if args.verify_fixes:
-            print(verify_report(verify_fixes(a, uri, rounds=args.rounds)))
+            result = verify_fixes(a, uri, rounds=args.rounds)
+            print(verify_report(result))
+            if not result.empty:  # the sweep's parent run charts the share its fixes healed
+                tracking.log_results(uri, _parent_run(uri, a.experiment_id), {
+                    "fixes/healed_share": float((result["healed_in"] > 0).mean()),
+                    "fixes/healed_in_round_1_share": float((result["healed_in"] == 1).mean()),
+                    "fixes/attempted": float(len(result))})
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

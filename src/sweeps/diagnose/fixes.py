@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from sweeps.config import DEFAULT_MOMENTUM, ConfigError, OptimizerName, n_params
 from sweeps.diagnose.curves import _r
 from sweeps.diagnose.params import Params as _Params
 from sweeps.diagnose.thresholds import Thresholds
@@ -150,8 +151,8 @@ def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds
     rho = None
     if not math.isfinite(l1):
         rho = math.inf
-    elif name in ("sgd", "momentum") and len(grads) and math.isfinite(float(grads[0])) \
-            and grads[0] > 0:
+    elif name in (OptimizerName.sgd, OptimizerName.momentum) and len(grads) \
+            and math.isfinite(float(grads[0])) and grads[0] > 0:
         g0 = float(grads[0])
         clip = cfg.get_float("train.clip_grad_norm")
         gain = lr * g0 * g0 * (min(1.0, clip / g0) if clip and clip > 0 else 1.0)
@@ -172,7 +173,8 @@ def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds
         return [], ""
     f1 = min((l0 - l1) / (l0 - low), 1.0)
     epochs = cfg.get_int("train.epochs") or len(train)
-    beta = cfg.get_float("optimizer.momentum") or (0.9 if name == "momentum" else 0.0)
+    beta = cfg.get_float("optimizer.momentum") or \
+        (DEFAULT_MOMENTUM if name == OptimizerName.momentum else 0.0)
     kt = -epochs * math.log(max(1.0 - f1, 1e-300)) / max(1.0 - beta, 1e-3)
     ev["first_step_time_constants"] = _r(min(kt, 1e6))
     if kt >= t.first_step_epochs:
@@ -197,20 +199,17 @@ def _memorises(cfg: _Params, ev: dict[str, Any], t: Thresholds) -> bool:
 
 
 def _n_params(cfg: _Params) -> int | None:
-    """Trainable parameters of the sweeps models (sweeps.model), from the config; None for
-    another model."""
-    name = str(cfg.get("model.name") or cfg.get("model") or "").lower()
-    if name == "linear":
-        return 2
-    if name == "poly":
-        degree = cfg.get_int("model.degree")
-        return degree + 1 if degree is not None else None
-    if name == "mlp":
-        h, layers = cfg.get_int("model.hidden"), cfg.get_int("model.layers")
-        if h is None or layers is None:
-            return None
-        return 2 * h + (layers - 1) * (h * h + h) + h + 1
-    return None
+    """Trainable parameters of the sweeps models (sweeps.config.n_params), from the config;
+    None for another model, or one whose sizes the params do not give."""
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(name=str(cfg.get("model.name") or cfg.get("model") or "").lower(),
+                            degree=cfg.get_int("model.degree"), hidden=cfg.get_int("model.hidden"),
+                            layers=cfg.get_int("model.layers"))
+    try:
+        return n_params(model)
+    except (ConfigError, TypeError):
+        return None
 
 
 def _nonempty(options: list[list[str]]) -> list[list[str]]:

@@ -8,6 +8,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from sweeps.config import TrainConfig
 from sweeps.diagnose.curves import (_array, _first_nonfinite, _floor, _growth, _jitter,
     _max_autocorr, _r, _sign_changes, _smooth, _val_sampling_sd, _zigzag)
 from sweeps.diagnose.fixes import _verdict
@@ -239,7 +240,7 @@ def _val_turn_margin(train: np.ndarray, smooth: np.ndarray, val: np.ndarray, sca
 def _early_stop_at(val: np.ndarray, cfg: "_Params") -> Optional[int]:
     """The epoch at which the loop's early stopping (train.patience epochs without a new best
     val loss; 20 if unknown) would end this run, or None if it never would."""
-    patience = cfg.get_int("train.patience") or 20
+    patience = cfg.get_int("train.patience") or TrainConfig.patience
     best, since = math.inf, 0
     for i, v in enumerate(val):
         best, since = (float(v), 0) if v < best else (best, since + 1)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from sweeps.tracking import bulk
+from sweeps.tracking.runs import SERVER_CONCURRENCY
 from sweeps.tracking.store import (
     MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VALUE, TAG_ERROR, TAG_HASH, TAG_HOST, TAG_PARENT, TAG_PID,
     TAG_ROLE, ChildRow, chunks, clean, client, set_status)
@@ -127,14 +128,19 @@ def histories(uri: str, run_ids: list[str], keys: Iterable[str]) -> dict[tuple[s
     store = bulk.store_for(uri)
     if store is not None:
         return bulk.histories(store, run_ids, keys)
-    out: dict[tuple[str, str], dict[int, tuple[int, float]]] = {}
+    from concurrent.futures import ThreadPoolExecutor
+
     c = client(uri)
-    for run_id in run_ids:
-        for key in keys:
-            for m in c.get_metric_history(run_id, key):
-                slot = out.setdefault((run_id, key), {})
-                if m.step not in slot or m.timestamp >= slot[m.step][0]:
-                    slot[m.step] = (m.timestamp, m.value)
+    pairs = [(run_id, key) for run_id in run_ids for key in keys]
+    # a tracking server answers one run and key per request: several requests side by side
+    with ThreadPoolExecutor(max_workers=SERVER_CONCURRENCY) as pool:
+        answers = list(pool.map(lambda p: c.get_metric_history(*p), pairs))
+    out: dict[tuple[str, str], dict[int, tuple[int, float]]] = {}
+    for pair, history in zip(pairs, answers):
+        for m in history:
+            slot = out.setdefault(pair, {})
+            if m.step not in slot or m.timestamp >= slot[m.step][0]:
+                slot[m.step] = (m.timestamp, m.value)
     return {k: [(step, v) for step, (_, v) in sorted(slot.items())] for k, slot in out.items()}
 
 

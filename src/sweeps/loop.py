@@ -1,4 +1,5 @@
-"""The canonical PyTorch training loop as a pure function: config in, History out.
+"""The canonical PyTorch training loop: config in, History out. Not pure: it seeds torch's
+global RNG (as a script would) and, for a tiny CPU loop, sets torch's thread count while it runs.
 
 Nothing here talks to MLflow or the console; a caller that wants live progress passes
 ``on_flush``, which receives the newest epochs every ``flush_every_s`` seconds.

@@ -1,0 +1,81 @@
+"""Store -> frames: the runs of an experiment and their metric histories as pandas frames, the
+way ``sweeps-analyze`` labels and plots them (another script's param names understood)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from sweeps import tracking
+from sweeps.foreign import existing_label
+
+ROLES_ANALYSED = ("child", "single", "")  # parents, analysis and verification parents are not
+
+
+
+def _param(params: dict[str, str], *keys: str, default: Any = "-") -> Any:
+    for k in keys:
+        if k in params and params[k] not in ("", "None"):
+            return params[k]
+    return default
+
+
+def _float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def runs_frame(runs: list[Any]) -> pd.DataFrame:
+    """One row per analysable run: identity, the four sweep axes, model and any existing label.
+    When a config was run more than once (a resumed sweep), the latest finished run stands."""
+    rows = []
+    for r in runs:
+        tags, params = r.data.tags, r.data.params
+        if tags.get(tracking.TAG_ROLE, "") not in ROLES_ANALYSED or "sweeps.fixes" in tags:
+            continue
+        rows.append({
+            "run_id": r.info.run_id,
+            "name": r.info.run_name or r.info.run_id[:8],
+            "status": r.info.status,
+            "start_time": r.info.start_time or 0,
+            "config_hash": tags.get(tracking.TAG_HASH, r.info.run_id),
+            "optimizer": _param(params, "optimizer", "optimizer.name"),
+            "lr": _float(_param(params, "optimizer.lr", "lr", default=math.nan)),
+            "noise": _float(_param(params, "data.noise", "noise", default=math.nan)),
+            "zero_grad": str(_param(params, "train.zero_grad", default="True")).lower() == "true",
+            "model": _param(params, "model", "model.name"),
+            "symptom": existing_label(tags, tracking.TAG_ROLE),
+            "fix": tags.get("fix", ""),
+            "overrides": tags.get("sweeps.overrides"),
+            "params": dict(params),
+            "tags": dict(tags),
+        })
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["finished"] = frame["status"] == "FINISHED"
+    frame = frame.sort_values(["finished", "start_time"]).drop_duplicates("config_hash", keep="last")
+    return frame.drop(columns="finished").sort_values("start_time").reset_index(drop=True)
+
+
+def histories_frame(uri: str, run_ids: list[str], train_key: str, val_key: str) -> pd.DataFrame:
+    """Long frame (run_id, epoch, train_loss, val_loss, grad_norm) read in bulk from the store."""
+    hist = tracking.histories(uri, run_ids, [train_key, val_key, "grad_norm"])
+    cols: dict[str, list] = {"run_id": [], "epoch": [], "train_loss": [], "val_loss": [], "grad_norm": []}
+    for run_id in run_ids:  # columns built as lists, one frame at the end
+        t = dict(hist.get((run_id, train_key), []))
+        if not t:
+            continue
+        v = dict(hist.get((run_id, val_key), []))
+        g = dict(hist.get((run_id, "grad_norm"), []))
+        epochs = sorted(t)
+        cols["run_id"] += [run_id] * len(epochs)
+        cols["epoch"] += epochs
+        cols["train_loss"] += [t[e] for e in epochs]
+        cols["val_loss"] += [v.get(e, math.nan) for e in epochs]
+        cols["grad_norm"] += [g.get(e, math.nan) for e in epochs]
+    return pd.DataFrame(cols)

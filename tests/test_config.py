@@ -10,7 +10,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from sweeps.config import ConfigError, check_value, config_dir, config_hash, validate
+from sweeps.checks import check_value, validate
+from sweeps.config import ConfigError, config_dir, config_hash
 from sweeps.errors import one_line
 
 CONF = Path(config_dir())

@@ -16,8 +16,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from sweeps import app, record
+from sweeps.checks import allowed
 from sweeps.config import (SCHEMAS, Dtype, Init, ModelName, Names, OptimizerName, Schedule,
-                           allowed, config_hash, dump_yaml, flatten, n_params)
+                           config_hash, dump_yaml, flatten, n_params)
 from sweeps.engine import train_batch
 from sweeps.loop import make_optimizer, train
 from sweeps.model import build_model

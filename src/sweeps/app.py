@@ -16,7 +16,8 @@ from typing import Any, Mapping, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from sweeps import record, stopping, tracking
-from sweeps.config import config_hash, training_config, validate
+from sweeps.checks import validate
+from sweeps.config import config_hash, training_config
 from sweeps.diagnose import diagnose
 from sweeps.loop import History, resolve_device, train
 from sweeps.progress import mark_job

@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeps import stopping, tracking
 from sweeps.app import PARENT_FILE, store_location
-from sweeps.config import ConfigError, check_value, validate
+from sweeps.checks import check_value, validate
+from sweeps.config import ConfigError
 from sweeps.loop import resolve_device
 from sweeps.progress import Progress, read_marks
 from sweeps.summary import (SweepResult, experiment_note, parent_metrics, parent_note, result_of,

@@ -14,7 +14,8 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from sweeps.config import ConfigError, ModelName, OptimizerName, linear_layers, validate
+from sweeps.checks import validate
+from sweeps.config import ConfigError, ModelName, OptimizerName, linear_layers
 from sweeps.data import make_data
 from sweeps.loop import (LINEAR_METRICS, METRICS, TORCH_DTYPES, History, lr_at, plain,
                          resolve_device, torch_dtype)

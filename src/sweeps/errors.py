@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from sweeps.config import ConfigError, allowed
+from sweeps.checks import allowed
+from sweeps.config import ConfigError
 
 
 def _chain(err: BaseException) -> list[BaseException]:

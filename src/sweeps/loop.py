@@ -18,8 +18,8 @@ from torch import nn
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeps.config import (TRAINING_GROUPS, ConfigError, Dtype, OptimizerName, Schedule, allowed,
-                           momentum_of)
+from sweeps.checks import allowed
+from sweeps.config import TRAINING_GROUPS, ConfigError, Dtype, OptimizerName, Schedule, momentum_of
 from sweeps.data import make_data
 from sweeps.model import build_model, linear_wb
 

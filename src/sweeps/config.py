@@ -183,7 +183,7 @@ def linear_layers(model: Any) -> list[tuple[int, int]]:
     if model.name == ModelName.mlp:
         widths = [1] + [model.hidden] * model.layers + [1]
         return list(zip(widths[:-1], widths[1:]))
-    raise ConfigError(f"model.name={model.name!r}: must be {allowed('model.name')}")
+    raise ConfigError(f"model.name={model.name!r}: must be one of {ModelName.values()}")
 
 
 def n_params(model: Any) -> int:

@@ -59,7 +59,8 @@ from torch import nn
 from sweeps.config import register_configs, training_config
 from sweeps.data import make_data
 from sweeps.diagnose import SYMPTOMS, Diagnosis, diagnose
-from sweeps.loop import lr_at, make_optimizer, plain, train
+from sweeps.config import lr_at
+from sweeps.loop import make_optimizer, plain, train
 from sweeps.model import build_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -87,7 +87,7 @@ BAD_NAMES = [  # the messages as the CLI printed them when these fields were pla
     ("model.init", "ones", "model.init='ones': must be one of ['zeros', 'default']"),
     ("train.dtype", "float16", "train.dtype='float16': must be one of ['float32', 'float64']"),
     ("train.lr_schedule", "linear",
-     "train.lr_schedule='linear': must be one of ['constant', 'step', 'cosine', 'exponential']"),
+     "train.lr_schedule='linear': must be one of ['constant', 'step', 'cosine', 'exponential', 'warmup_cosine']"),
 ]
 
 

@@ -201,7 +201,7 @@ def test_the_schemas_name_fields_and_their_allowed_names():
     assert [allowed(k) for k in NAME_KEYS] == [
         "one of ['sgd', 'momentum', 'adam', 'rmsprop']", "one of ['linear', 'poly', 'mlp']",
         "one of ['zeros', 'default']", "one of ['float32', 'float64']",
-        "one of ['constant', 'step', 'cosine', 'exponential']"]
+        "one of ['constant', 'step', 'cosine', 'exponential', 'warmup_cosine']"]
 
 
 @pytest.mark.parametrize("member", [m for e in (OptimizerName, ModelName, Init, Dtype, Schedule)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sweeps.data import make_data
-from sweeps.loop import lr_at, train
+from sweeps.config import lr_at
+from sweeps.loop import train
 
 
 def _numpy_gd(x, y, lr, epochs, accumulate):
@@ -118,6 +119,9 @@ def test_early_stop_ends_when_validation_stops_improving(make_cfg):
     ("step", 49, 0.1), ("step", 50, 0.01), ("step", 120, 0.001),
     ("exponential", 2, 0.1 * 0.9**2),
     ("cosine", 0, 0.1), ("cosine", 100, 0.05), ("cosine", 200, 0.0),
+    # 200 epochs: 20 of warm-up (0.1/20 per epoch), then a cosine over the other 180
+    ("warmup_cosine", 0, 0.005), ("warmup_cosine", 19, 0.1), ("warmup_cosine", 20, 0.1),
+    ("warmup_cosine", 110, 0.05), ("warmup_cosine", 200, 0.0),
 ])
 def test_lr_schedules(schedule, epoch, expected):
     from types import SimpleNamespace

@@ -85,7 +85,7 @@ def report(rows: list[dict[str, Any]], verbose: bool = False) -> str:
 
 
 def _ev(ev: dict[str, Any]) -> str:
-    keys = ("removed_share", "floor", "tail_ratio", "tail_climb", "tail_epochs_above",
+    keys = ("runaway", "removed_share", "floor", "tail_ratio", "tail_climb", "tail_epochs_above",
             "tail_max_swing", "val_rise", "margin")
     return " ".join(f"{k}={ev[k]}" for k in keys if k in ev)
 

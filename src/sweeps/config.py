@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping, Optional
@@ -58,6 +59,7 @@ class Schedule(Names):
     step = "step"  # lr * lr_gamma ** (epoch // lr_step_size)
     cosine = "cosine"  # lr * (1 + cos(pi * epoch / epochs)) / 2
     exponential = "exponential"  # lr * lr_gamma ** epoch
+    warmup_cosine = "warmup_cosine"  # linear warm-up over the first WARMUP_SHARE, then cosine
 
 
 class Dtype(Names):
@@ -67,6 +69,7 @@ class Dtype(Names):
 
 # optimizer=momentum with optimizer.momentum left at 0: the heavy-ball coefficient it uses.
 DEFAULT_MOMENTUM = 0.9
+WARMUP_SHARE = 0.1  # warmup_cosine: the share of the epochs whose lr ramps up linearly
 
 
 class ConfigError(ValueError):
@@ -184,6 +187,26 @@ def linear_layers(model: Any) -> list[tuple[int, int]]:
         widths = [1] + [model.hidden] * model.layers + [1]
         return list(zip(widths[:-1], widths[1:]))
     raise ConfigError(f"model.name={model.name!r}: must be one of {ModelName.values()}")
+
+
+def lr_at(epoch: int, lr: float, train: Any) -> float:
+    """Learning rate of ``epoch`` under ``train.lr_schedule`` (a pure function of the epoch and
+    the ``train`` node's lr_schedule, lr_gamma, lr_step_size and epochs)."""
+    kind = train.lr_schedule
+    if kind == Schedule.constant:
+        return lr
+    if kind == Schedule.step:
+        return lr * train.lr_gamma ** (epoch // train.lr_step_size)
+    if kind == Schedule.exponential:
+        return lr * train.lr_gamma**epoch
+    if kind == Schedule.cosine:
+        return 0.5 * lr * (1 + math.cos(math.pi * epoch / train.epochs))
+    if kind == Schedule.warmup_cosine:
+        w = max(1, int(WARMUP_SHARE * train.epochs))
+        if epoch < w:
+            return lr * (epoch + 1) / w
+        return 0.5 * lr * (1 + math.cos(math.pi * (epoch - w) / max(train.epochs - w, 1)))
+    raise ConfigError(f"train.lr_schedule={kind!r}: must be one of {Schedule.values()}")
 
 
 def n_params(model: Any) -> int:

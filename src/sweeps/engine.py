@@ -15,9 +15,9 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from sweeps.checks import validate
-from sweeps.config import ConfigError, ModelName, OptimizerName, linear_layers
+from sweeps.config import ConfigError, ModelName, OptimizerName, linear_layers, lr_at
 from sweeps.data import make_data
-from sweeps.loop import (LINEAR_METRICS, METRICS, TORCH_DTYPES, History, lr_at, plain,
+from sweeps.loop import (LINEAR_METRICS, METRICS, TORCH_DTYPES, History, plain,
                          resolve_device, torch_dtype)
 from sweeps.batched import BatchedOptimizer, col, per_run, where
 from sweeps.model import build_model

@@ -19,7 +19,7 @@ from torch import nn
 from omegaconf import DictConfig, OmegaConf
 
 from sweeps.checks import allowed
-from sweeps.config import TRAINING_GROUPS, ConfigError, Dtype, OptimizerName, Schedule, momentum_of
+from sweeps.config import TRAINING_GROUPS, ConfigError, Dtype, OptimizerName, lr_at, momentum_of
 from sweeps.data import make_data
 from sweeps.model import build_model, linear_wb
 
@@ -99,20 +99,6 @@ def torch_dtype(name: str) -> torch.dtype:
     if name not in TORCH_DTYPES:
         raise ConfigError(f"train.dtype={name!r}: must be {allowed('train.dtype')}")
     return TORCH_DTYPES[name]
-
-
-def lr_at(epoch: int, lr: float, train: Any) -> float:
-    """Learning rate of ``epoch`` under ``train.lr_schedule`` (a pure function of the epoch)."""
-    kind = train.lr_schedule
-    if kind == Schedule.constant:
-        return lr
-    if kind == Schedule.step:
-        return lr * train.lr_gamma ** (epoch // train.lr_step_size)
-    if kind == Schedule.exponential:
-        return lr * train.lr_gamma**epoch
-    if kind == Schedule.cosine:
-        return 0.5 * lr * (1 + math.cos(math.pi * epoch / train.epochs))
-    raise ConfigError(f"train.lr_schedule={kind!r}: must be {allowed('train.lr_schedule')}")
 
 
 def make_optimizer(params: Any, opt: Any) -> torch.optim.Optimizer:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Optional, Sequence
 
 import numpy as np
 
+from sweeps.config import ConfigError, Schedule, TrainConfig, lr_at
 from sweeps.diagnose.params import Params as _Params
 from sweeps.diagnose.thresholds import Thresholds
 
@@ -41,8 +43,30 @@ def _smooth(a: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+def _clock(cfg: "_Params", n: int) -> Optional[np.ndarray]:
+    """The run's time in epochs at its starting lr: entry e is the sum of the lr schedule's
+    multipliers of the e steps taken before epoch e's loss (None without a schedule, or with one
+    this project does not know). Gradient steps move the weights in proportion to the lr, so a
+    curve flattening because its lr decayed has not arrived anywhere: read on this clock, its
+    slope is what the starting lr would still remove."""
+    kind = cfg.get("train.lr_schedule")
+    if kind is None or str(kind) == Schedule.constant or n < 2:
+        return None
+    gamma, step = cfg.get_float("train.lr_gamma"), cfg.get_int("train.lr_step_size")
+    train = SimpleNamespace(lr_schedule=str(kind), epochs=cfg.get_int("train.epochs") or n,
+                            lr_gamma=TrainConfig.lr_gamma if gamma is None else gamma,
+                            lr_step_size=step or TrainConfig.lr_step_size)
+    try:
+        steps = np.array([lr_at(e, 1.0, train) for e in range(n - 1)], dtype=float)
+    except (ConfigError, TypeError, ValueError, OverflowError):
+        return None
+    if not np.all(np.isfinite(steps)) or np.sum(steps) <= 0:
+        return None
+    return np.r_[0.0, np.cumsum(steps)]
+
+
 def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter: float,
-           t: Thresholds) -> tuple[float, float]:
+           t: Thresholds, clock: Optional[np.ndarray] = None) -> tuple[float, float]:
     """(the loss this run is heading for, the per-quarter ratio of its tail's drops).
 
     Read off the curve's own deceleration, never off the lowest loss reached: a curve that is
@@ -54,7 +78,9 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
     decay seen governs what is left (a mix of fast and slow modes slows down over time; a nearly
     straight fall has r ~ 1). A last quarter flat within the jitter has levelled off: the lowest
     level seen. A loss that is never negative (MSE) cannot end below 0; the data's noise**2 is
-    used only for a curve that did not fall at all (it sat at its floor if at or below it)."""
+    used only for a curve that did not fall at all (it sat at its floor if at or below it).
+    With an lr schedule the quarters and the horizon are read on the run's clock (_clock): the
+    horizon is t.horizon x the run's epochs at the starting lr."""
     low = float(np.min(smooth))
     init, n = float(train[0]), len(train)
     fallen = init - low
@@ -72,13 +98,18 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
         return low, 0.0
     best = np.minimum.accumulate(smooth)  # progress: the lowest level reached so far (a spike
     #   or a swing later in the run is judged as such, not read as a change of course)
-    q = [init] + [float(best[round(k * (n - 1) / 4)]) for k in (1, 2, 3, 4)]
+    if clock is None:
+        at = [round(k * (n - 1) / 4) for k in (1, 2, 3, 4)]
+        m = 4 * (t.horizon - 1)  # quarters still to come within the horizon
+    else:
+        at = [min(int(np.searchsorted(clock, k * clock[-1] / 4)), n - 1) for k in (1, 2, 3, 4)]
+        m = max(4 * (t.horizon * (n - 1) / clock[-1] - 1), 0.0)
+    q = [init] + [float(best[i]) for i in at]
     d1, _, d3, d4 = (q[k] - q[k + 1] for k in range(4))
     sig = max(t.level_noise * jitter, t.nothing_to_learn * fallen)
     if d4 <= sig:
         return low, 0.0
     r = max(d4 / d3 if d3 > sig else math.inf, (d4 / d1) ** (1 / 3) if d1 > 0 else math.inf)
-    m = 4 * (t.horizon - 1)  # quarters still to come within the horizon
     rest = d4 * (m if r >= 1 else r * (1 - r**m) / (1 - r))
     # Never below 0 for a loss that is never negative.
     lower = 0.0 if float(np.nanmin(train)) >= 0 else -math.inf

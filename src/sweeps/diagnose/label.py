@@ -9,11 +9,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from sweeps.config import TrainConfig
-from sweeps.diagnose.curves import (_array, _first_nonfinite, _floor, _growth, _jitter,
+from sweeps.diagnose.curves import (_array, _clock, _first_nonfinite, _floor, _growth, _jitter,
     _max_autocorr, _r, _sign_changes, _smooth, _val_sampling_sd, _zigzag)
 from sweeps.diagnose.fixes import _verdict
 from sweeps.diagnose.foreign import in_own_terms
-from sweeps.diagnose.params import Params as _Params
+from sweeps.diagnose.params import Params as _Params, heavy_ball
 from sweeps.diagnose.thresholds import DEFAULT, Thresholds
 from sweeps.diagnose.verdict import Diagnosis
 
@@ -60,7 +60,9 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
     end = float(smooth[-1])
     cut = int(len(train) * (1 - t.judged_share))
     judged = train[cut:]
-    floor, tail_ratio = _floor(train, smooth, cfg.get_float("data.noise"), _jitter(judged), t)
+    clock = _clock(cfg, len(train))
+    floor, tail_ratio = _floor(train, smooth, cfg.get_float("data.noise"), _jitter(judged), t,
+                               clock)
     reducible = init - floor
     trivial = reducible <= t.nothing_to_learn * abs(init)
     scale = max(reducible, t.nothing_to_learn * abs(init), 1e-12)
@@ -77,10 +79,21 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
     worst = bool(np.max(last) >= t.worst_ratio * np.max(train))
     blow = end / (t.blowup_ratio * max(abs(init), 1e-12)) if worst else 0.0
     grow = min(end / (t.growth_ratio * init), ups / t.growth_steady) if init > 0 else 0.0
-    if blow > 1 or grow >= 1:
+    # Or: no net progress, swings whose peaks still grow, and nothing that bounds them: the
+    # lr itself still rises, or gradients accumulate (zero_grad() missing) under momentum. On a
+    # quadratic the summed gradient is an integrator (plain SGD: an undamped, bounded swing)
+    # and momentum on top of it a growing mode at any lr (spectral radius > 1); adaptive
+    # optimizers' steps stay about lr in size. Followed over the horizon, the peaks' growth
+    # reaches blowup_ratio x the initial loss.
+    undamped = _lr_rising(clock) or (cfg.get_bool("train.zero_grad") is False
+                                     and heavy_ball(cfg) > 0)
+    runaway = _runaway(judged, len(train), init, t) if undamped and end >= init > 0 else 0.0
+    if runaway >= 1:
+        ev["runaway"] = _r(min(runaway, 1e6))
+    if blow > 1 or grow >= 1 or runaway >= 1:
         ev.update(end_over_initial=_r(end / init) if init else None, rising_share=_r(ups))
         return _graded(_verdict("diverged", cfg, ev, t, (train, grads), ratio=_growth(train)),
-                       max(blow, grow), t)
+                       max(blow, grow, runaway), t)
 
     # 3. Does not settle: ends climbing back up, or climbs back well above the lowest loss
     #    reached so far for a few epochs (waves, zig-zag, recurring spikes; a one-epoch blip does
@@ -155,6 +168,29 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
     near = [osc, turn, stall]
     return _graded(_verdict("healthy", cfg, ev, t, (train, grads)),
                    1.0 / max(max(near), 1e-12), t)
+
+
+def _lr_rising(clock: Optional[np.ndarray]) -> bool:
+    """The schedule's lr is higher at the end than at the start (a ramp still going up)."""
+    return clock is not None and len(clock) > 2 and clock[-1] - clock[-2] > clock[1] - clock[0]
+
+
+def _runaway(judged: np.ndarray, n: int, init: float, t: Thresholds) -> float:
+    """Where the judged epochs' peaks head: the peak of each quarter of them, its growth per
+    epoch (a log-linear fit), followed from the last peak for the rest of the horizon, as a
+    multiple of blowup_ratio x the initial loss (>= 1: blows up). 0 unless the last quarter
+    holds the highest peak (peaks that came back down are not growing)."""
+    parts = [p for p in np.array_split(judged, 4) if len(p)]
+    if len(parts) < 4:
+        return 0.0
+    peaks = np.array([float(np.max(p)) for p in parts])
+    if peaks[-1] < np.max(peaks) or np.min(peaks) <= 0:
+        return 0.0
+    per_epoch = np.polyfit(np.arange(4), np.log(peaks), 1)[0] / (len(judged) / 4)
+    if per_epoch <= 0:
+        return 0.0
+    log_end = math.log(peaks[-1]) + per_epoch * (t.horizon - 1) * n
+    return math.exp(min(log_end - math.log(t.blowup_ratio * init), 700.0))
 
 
 def _graded(d: Diagnosis, margin: float, t: Thresholds) -> Diagnosis:

@@ -82,3 +82,19 @@ class Params:
             return {"true": True, "false": False, "1": True, "0": False, "yes": True,
                     "no": False, "on": True, "off": False}.get(v.strip().lower())
         return bool(v) if isinstance(v, (bool, int, np.bool_)) else None
+
+
+def heavy_ball(cfg: Params) -> float:
+    """The momentum of a plain-gradient optimizer (SGD, momentum): what its velocity keeps per
+    step. 0 for the adaptive ones (Adam, RMSprop, Adagrad, ...), whose steps are normalised to
+    about the lr whatever the gradient, and for a run that does not say."""
+    from sweeps.config import DEFAULT_MOMENTUM, OptimizerName
+
+    name = str(cfg.get("optimizer.name") or "").lower()
+    if name not in ("", OptimizerName.sgd, OptimizerName.momentum):
+        return 0.0
+    beta = cfg.get_float("optimizer.momentum")
+    if beta is None:
+        beta = DEFAULT_MOMENTUM if name == OptimizerName.momentum else 0.0
+    return beta if 0.0 <= beta < 1.0 else 0.0
+

@@ -143,13 +143,18 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
                                     early_stop_first=not unsettled), turn, t)
         if turned:
             ev["early_stopped"] = True  # early stopping already ended it at the val minimum
-    if _early_stopped(cfg, val, t):
-        # Early stopping ended the run once val stopped improving, after it had improved: more
-        # epochs would not have helped val, so a train loss still falling is not a stall.
+    stopped = _early_stopped(cfg, val, t)
+    if stopped in ("improved", "worsened"):
+        # Early stopping ended the run once val stopped improving: more epochs would not have
+        # helped val, so a train loss still falling is not a stall. (A val that never moved
+        # at all stopped a stall: judged below.)
         ev["early_stopped"] = True
-        return _graded(_verdict("healthy", cfg, ev, t, (train, grads),
-                                note="Early stopping ended the run at its validation optimum."),
-                       math.inf, t)
+        note = "Early stopping ended the run at its validation optimum."
+        if stopped == "worsened":
+            note = ("Early stopping ended the run: training only raised the validation loss, "
+                    "so the validation set disagrees with the training set (too small or too "
+                    "noisy to learn from?); more epochs would not have helped it.")
+        return _graded(_verdict("healthy", cfg, ev, t, (train, grads), note=note), math.inf, t)
 
     # 5. Barely moved: little of what the data allows was removed (smoothly: 3 found no swings),
     #    or the gradient says the minimum is still far (with zero_grad off it is the running sum).
@@ -178,13 +183,13 @@ def _lr_rising(clock: Optional[np.ndarray]) -> bool:
 def _runaway(judged: np.ndarray, n: int, init: float, t: Thresholds) -> float:
     """Where the judged epochs' peaks head: the peak of each quarter of them, its growth per
     epoch (a log-linear fit), followed from the last peak for the rest of the horizon, as a
-    multiple of blowup_ratio x the initial loss (>= 1: blows up). 0 unless the last quarter
-    holds the highest peak (peaks that came back down are not growing)."""
+    multiple of blowup_ratio x the initial loss (>= 1: blows up). 0 when the peaks do not grow
+    overall."""
     parts = [p for p in np.array_split(judged, 4) if len(p)]
     if len(parts) < 4:
         return 0.0
     peaks = np.array([float(np.max(p)) for p in parts])
-    if peaks[-1] < np.max(peaks) or np.min(peaks) <= 0:
+    if np.min(peaks) <= 0:
         return 0.0
     per_epoch = np.polyfit(np.arange(4), np.log(peaks), 1)[0] / (len(judged) / 4)
     if per_epoch <= 0:
@@ -285,14 +290,16 @@ def _early_stop_at(val: np.ndarray, cfg: "_Params") -> Optional[int]:
     return None
 
 
-def _early_stopped(cfg: "_Params", val: np.ndarray, t: Thresholds) -> bool:
-    """Early stopping ended the run before its epochs, after val had clearly improved."""
+def _early_stopped(cfg: "_Params", val: np.ndarray, t: Thresholds) -> Optional[str]:
+    """Did early stopping end the run before its epochs? None if not; else how val had moved
+    before it stopped: "improved" (clearly below its start at its best), "worsened" (never
+    clearly below its start, clearly above it at the end) or "flat"."""
     epochs = cfg.get_int("train.epochs")
     if not cfg.get_bool("train.early_stop") or epochs is None or len(val) >= epochs \
             or len(val) < t.min_epochs:
-        return False
+        return None
     vs = _smooth(val, t.smooth)
-    gain = float(val[0] - np.min(vs))
-    return gain > max(t.overfit_noise * _jitter(val), t.nothing_to_learn * abs(float(val[0])))
-
-
+    clear = max(t.overfit_noise * _jitter(val), t.nothing_to_learn * abs(float(val[0])))
+    if float(val[0] - np.min(vs)) > clear:
+        return "improved"
+    return "worsened" if float(vs[-1] - val[0]) > clear else "flat"

@@ -413,10 +413,14 @@ def test_lr_too_low_for_plain_steps_is_raised_with_zero_grad():
 CAPACITY = [
     ({"model": {"name": "poly", "degree": 9}, "data": {"n_train": 12, "noise": 0.5}}, True),
     ({"model": {"name": "poly", "degree": 9}, "data": {"n_train": 12, "noise": 0.0}}, False),
-    ({"model": {"name": "poly", "degree": 3}, "data": {"n_train": 20, "noise": 0.5}}, False),
+    # p/n = 0.2: benchmarks/ground_truth.py's analytic truth has this set-up overfit at 7 of 10
+    # (seed 0-4 x sgd 0.1 / adam 0.01) once trained properly (was False, from seed 0 alone)
+    ({"model": {"name": "poly", "degree": 3}, "data": {"n_train": 20, "noise": 0.5}}, True),
     ({"model": {"name": "poly", "degree": 9}, "data": {"n_train": 30, "noise": 0.5}}, True),
     ({"model": {"name": "poly", "degree": 5}, "data": {"n_train": 12, "noise": 2.0}}, True),
-    ({"model": {"name": "linear"}, "data": {"n_train": 12, "noise": 2.0}}, False),
+    # (the line on 12 points, p/n = 1/6, is judged on real runs, where its initial loss says
+    # whether the noise dominates: test_undertrained_run_is_stalled_at_every_noise_level)
+    ({"model": {"name": "linear"}, "data": {"n_train": 40, "noise": 2.0}}, False),  # p/n = 0.05
     ({"model": {"name": "linear"}, "data": {"n_train": 8, "noise": 2.0}}, True),
     ({"model": {"name": "mlp", "hidden": 32, "layers": 2}, "data": {"n_train": 80, "noise": 0.5}},
      True),  # 1153 parameters
@@ -560,7 +564,10 @@ def test_undertrained_run_is_stalled_at_every_noise_level(few_run, noise):
     assert _exact_removed(cfg, 0.001, 200) < 1 - math.exp(-1)
     assert _exact_removed(cfg, 0.001, 2000) > 0.95
     assert d.symptom == "stalled", d.evidence
-    assert d.fix == ["optimizer.lr=0.01"]  # 2 parameters for 12 points: no early stopping
+    # 2 parameters for 12 points: early stopping only where the noise dominates. At noise 2.0
+    # benchmarks/ground_truth.py's analytic truth has this line at lr 0.01 overfit (train.seed=1)
+    stop = ["train.early_stop=true"] if noise == 2.0 else []
+    assert d.fix == ["optimizer.lr=0.01"] + stop
     _, healed = few_run(*d.fix, f"data.noise={noise}")
     assert healed.symptom == "healthy", healed.evidence
 

@@ -21,7 +21,7 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
     ``curves``: (train loss, gradient norm). ``ratio``: diverged, the per-epoch growth of the
     loss; oscillating, how far the swing exceeds what is allowed; stalled, the share removed.
     ``early_stop_first``: oscillating, val turned up before the swings began; overfitting,
-    early stopping would not cut into swings."""
+    early stopping would not cut into swings; stalled, val already rises while train falls."""
     lr = cfg.get_float("optimizer.lr")
     if symptom == "healthy":
         return Diagnosis(symptom, note or "The loss fell to what the data allows and settled.",
@@ -32,9 +32,14 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
     # Can the model memorise this data once the run trains properly? Then early stopping goes
     # with any fix that is not about overfitting already.
     memorises = symptom != "overfitting" and _memorises(cfg, ev, t)
-    stop = ["train.early_stop=true"] if memorises else []
     also_memorises = (" With noisy labels and this many parameters per training point, the "
                       "model memorises the noise once it trains properly: stop early.")
+    if symptom == "stalled" and early_stop_first and not memorises \
+            and not cfg.get_bool("train.early_stop"):
+        memorises = True
+        also_memorises = (" The validation loss already rises while the training loss falls: "
+                          "a larger learning rate gets there sooner, so stop early too.")
+    stop = ["train.early_stop=true"] if memorises else []
     if cfg.get_bool("train.zero_grad") is not False:
         fix = options[0] if options else []
         fix = fix + [s for s in stop if s not in fix]
@@ -195,7 +200,13 @@ def _memorises(cfg: _Params, ev: dict[str, Any], t: Thresholds) -> bool:
             or cfg.get_bool("train.early_stop"):
         return False
     ev["params_per_train_point"] = _r(p / n)
-    return p / n >= t.capacity
+    if p / n >= t.capacity:
+        return True
+    # Fewer parameters per point: the fit absorbs noise**2 * p/n of noise, which val shows once
+    # that is a material share of what the run starts with (the noise dominates the signal).
+    l0 = ev.get("initial_loss")
+    return p / n >= t.overfit_rise and l0 is not None and math.isfinite(l0) \
+        and noise * noise * p / n >= t.overfit_rise * l0
 
 
 def _n_params(cfg: _Params) -> int | None:

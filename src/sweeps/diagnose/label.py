@@ -167,8 +167,12 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
                 g_left / t.stall_grad if g_left is not None else 0.0)
     if stall > 1 or (g_left is not None and g_left >= t.stall_grad):
         share = min(float(removed), 1 - g_left**2) if g_left is not None else float(removed)
-        return _graded(_verdict("stalled", cfg, ev, t, (train, grads), ratio=max(share, 0.0)),
-                       stall, t)
+        # Val already climbs while train falls: a larger lr gets there sooner, so stop early too.
+        rising = (turn if turn else _val_turn_margin(train, smooth, val, scale, cfg, t)) >= 1
+        if rising:
+            ev["val_rising"] = True
+        return _graded(_verdict("stalled", cfg, ev, t, (train, grads), ratio=max(share, 0.0),
+                                early_stop_first=rising), stall, t)
     # Healthy: as far from the nearest unhealthy rule as that rule's measure is from it.
     near = [osc, turn, stall]
     return _graded(_verdict("healthy", cfg, ev, t, (train, grads)),

@@ -253,6 +253,9 @@ def test_overfitting_that_early_stopping_would_cut_mid_swing_gets_weight_decay_f
     assert (d.fix, d.alternatives) == (["optimizer.weight_decay=0.01"], ["train.early_stop=true"])
     d = diagnose(_decay(0.1, 1.0, 20), val)
     assert (d.fix, d.alternatives) == (["train.early_stop=true"], ["optimizer.weight_decay=0.01"])
+    # a run that overfitted with weight decay 0.01 already is not told to use 0.01 again
+    d = diagnose(zigzag, val, config={"optimizer": {"weight_decay": 0.01}})
+    assert d.fix == ["optimizer.weight_decay=0.1"]
 
 
 def test_early_stopped_run_still_falling_is_not_stalled():

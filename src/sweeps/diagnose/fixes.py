@@ -28,7 +28,8 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
                          [], ev)
     # The symptom's own remedies, the most likely to heal first: options[0] is the fix for the
     # fault the curve shows, the rest are alternatives to it.
-    cause, options = _symptom_fix(symptom, lr, ev, t, ratio, early_stop_first)
+    cause, options = _symptom_fix(symptom, lr, ev, t, ratio, early_stop_first,
+                                  cfg.get_float("optimizer.weight_decay"))
     # Can the model memorise this data once the run trains properly? Then early stopping goes
     # with any fix that is not about overfitting already.
     memorises = symptom != "overfitting" and _memorises(cfg, ev, t)
@@ -81,7 +82,8 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
 
 
 def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Thresholds,
-                 ratio: float, early_stop_first: bool) -> tuple[str, list[list[str]]]:
+                 ratio: float, early_stop_first: bool,
+                 weight_decay: float | None = None) -> tuple[str, list[list[str]]]:
     """The cause of a symptom and its remedies, each a list of overrides, the most likely to
     heal the run first (a remedy needing the lr is left out when the lr is unknown)."""
     if symptom == "diverged":
@@ -104,7 +106,9 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
         return cause, _nonempty(options)
     if symptom == "overfitting":
         cause = "The model memorises the training set: train loss falls, validation loss rises."
-        options = [["train.early_stop=true"], ["optimizer.weight_decay=0.01"]]
+        # 0.01, or 10x a decay the run already had and still overfitted with
+        decay = 0.01 if not weight_decay or weight_decay <= 0 else max(0.01, 10 * weight_decay)
+        options = [["train.early_stop=true"], [f"optimizer.weight_decay={float(f'{decay:.6g}')!r}"]]
         if not early_stop_first:
             cause += (" The loss still swings where early stopping would end the run: weight "
                       "decay regularises without cutting it short.")

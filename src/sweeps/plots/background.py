@@ -1,9 +1,9 @@
 """Plots off the critical path: a helper process, started when a command starts (a sweep, or
 ``sweeps-analyze``), pays the imports the drawing needs (pandas, matplotlib, the figure modules,
 the fonts) while the command trains, records or reads the store. When the command has its
-frames it hands them over; the helper draws the comparison figures (several processes at once,
-``sweeps.plots.batch``) while the command draws the fitted line, and the command waits for it,
-so it returns with every plot written. Client side: standard library only."""
+frames it hands them over, with the arrays of the fitted line; the helper draws every figure
+(several processes at once, ``sweeps.plots.batch``), so the command never loads matplotlib, and
+the command waits for it, so it returns with every plot written. Client side: standard library only."""
 
 from __future__ import annotations
 
@@ -54,10 +54,11 @@ class Drawer:
             raise RuntimeError(reply.get("error") or f"the plot process ended ({proc.returncode})")
         return reply["result"]
 
-    def send_figures(self, runs: Any, histories: Any, out_dir: Any) -> None:
-        """Hand over frames to draw with ``sweeps.plots.batch.write_figures``; ``files()``
-        waits for them."""
-        self._submit((runs, histories, str(out_dir)))
+    def send_figures(self, runs: Any, histories: Any, out_dir: Any, line: Optional[dict] = None,
+                     gif: bool = False) -> None:
+        """Hand over frames (and the fitted line's arrays) to draw with
+        ``sweeps.plots.batch.write_figures``; ``files()`` waits for them."""
+        self._submit((runs, histories, str(out_dir), line, gif))
 
     def files(self) -> list:
         """The files the helper wrote; should it have failed, the figures are drawn here."""
@@ -67,8 +68,8 @@ class Drawer:
             log.warning("plot process: %s; drawing here", err)
             from sweeps.plots.batch import write_figures
 
-            runs, histories, out_dir = self._job
-            return write_figures(runs, histories, out_dir)
+            runs, histories, out_dir, line, gif = self._job
+            return write_figures(runs, histories, out_dir, line=line, gif=gif)
 
     def close(self) -> None:
         """Stop the helper without a job (an interrupted or failed sweep): it has only loaded
@@ -113,15 +114,14 @@ def main() -> None:
     except Exception as err:  # noqa: BLE001 - reported as the job's answer
         reply = {"error": f"{type(err).__name__}: {err}"}
     try:
-        runs, histories, out_dir = pickle.load(stdin)
+        runs, histories, out_dir, line, gif = pickle.load(stdin)
     except EOFError:
         return  # the command ended without plots
     if not reply:
         try:
             from sweeps.plots.batch import write_figures
 
-            # the fitted line is drawn by the command meanwhile: no room kept for it here
-            reply = {"result": write_figures(runs, histories, out_dir, reserve=0.0)}
+            reply = {"result": write_figures(runs, histories, out_dir, line=line, gif=gif)}
         except Exception as err:  # noqa: BLE001
             reply = {"error": f"{type(err).__name__}: {str(err).strip()[:500]}"}
     pickle.dump(reply, stdout)

@@ -11,8 +11,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from sweeps.plots.style import (_HUGE, _NOISE_STYLES, _PANEL, SYMPTOM_COLORS, _by_model, _facet_title,
-                                _histories_by_run, _levels, _log_y, _message_figure, _normalise,
-                                _sort_key, _suptitle, _symptom_handles, fmt_lr)
+                                _grid, _histories_by_run, _legends_right, _levels, _log_y,
+                                _message_figure, _normalise, _sort_key, _suptitle, _symptom_handles,
+                                fmt_lr)
+
+_LEGENDS = 1.55  # inches at the right for the legends
 
 
 def _curve(epochs: np.ndarray, values: np.ndarray, floor: float, ceil: float):
@@ -110,9 +113,12 @@ def _loss_figure(all_runs: pd.DataFrame, hist: dict, metric: str, model: str) ->
     top, bottom = ceil * 2.5, floor / 2
 
     blowups = lr_labels = 0
-    fig = Figure(figsize=(_PANEL[0] * len(zgs) + 1.7, _PANEL[1] * len(opts) + 0.5),
-                 layout="constrained")
-    axes = fig.subplots(len(opts), len(zgs), squeeze=False)
+    narrow = len(zgs) == 1
+    fig = Figure(figsize=(_PANEL[0] * len(zgs) + 1.7, _PANEL[1] * len(opts) + 0.5))
+    # room for: log tick labels and the y label (left), lr labels right of each panel (gaps),
+    # the suptitle and panel titles (top), tick labels and the x label (bottom), the legends
+    axes = _grid(fig, len(opts), len(zgs), left=0.8, right=0.45 + _LEGENDS,
+                 top=0.9 if narrow else 0.65, bottom=0.55, wgap=0.5, hgap=0.35)
     first = min((x.min() for x, _ in series.values() if len(x)), default=0.0)
     last = max(max((x.max() for x, _ in series.values() if len(x)), default=0.0), first + 1)
     pad = 0.03 * (last - first)
@@ -125,7 +131,7 @@ def _loss_figure(all_runs: pd.DataFrame, hist: dict, metric: str, model: str) ->
             ax.set_xlim(first - pad, last + pad)  # every epoch recorded, also past a blow-up
             ax.set_ylim(bottom, top)
             ax.tick_params(labelbottom=i == len(opts) - 1, labelleft=j == 0)
-            ax.set_title(_facet_title(("", opt), ("zero_grad", zg)), fontsize=10)
+            ax.set_title(_facet_title(("", opt), ("zero_grad", zg)), fontsize=10, y=1.0)
             ax.grid(True, which="major", color="#e6e6e6", lw=0.6)
             cell = df[(df["optimizer"] == opt) & (df["zero_grad"] == zg)]
             cell = cell.iloc[sorted(range(len(cell)), key=lambda k: _sort_key(cell["lr"].iloc[k]))]
@@ -166,7 +172,7 @@ def _loss_figure(all_runs: pd.DataFrame, hist: dict, metric: str, model: str) ->
 
     what = {"train_loss": "train loss", "val_loss": "validation loss"}.get(metric, metric)
     more = f" ({hidden} more runs of the same grid points not drawn)" if hidden else ""
-    _suptitle(fig, f"{what} per epoch — model: {model}{more}", narrow=len(zgs) == 1)
+    _suptitle(fig, f"{what} per epoch — model: {model}{more}", narrow=narrow)
     legends = [dict(handles=_symptom_handles(list(df["symptom"])), title="symptom (colour)")]
     if len(noises) > 1:
         legends.append(dict(title="noise (line style)", handles=[
@@ -176,10 +182,7 @@ def _loss_figure(all_runs: pd.DataFrame, hist: dict, metric: str, model: str) ->
     marks += [Line2D([], [], ls="none", label="3e-2 at right: lr")] if lr_labels else []
     if marks:
         legends.append(dict(title="marks", handles=marks))
-    locs = {1: ("upper",), 2: ("upper", "lower"), 3: ("upper", "center", "lower")}
-    for leg, loc in zip(legends, locs[len(legends)]):
-        fig.add_artist(fig.legend(loc=f"outside right {loc}", fontsize=8, title_fontsize=9,
-                                  frameon=False, alignment="left", **leg))
+    _legends_right(fig, legends, _LEGENDS, top=0.9 if narrow else 0.65)
     return fig
 
 

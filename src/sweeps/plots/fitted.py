@@ -12,7 +12,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sweeps.plots.style import _HUGE, _log_y, fmt_loss
+from sweeps.plots.style import _HUGE, _grid, _log_y, fmt_loss
 
 
 def _pick_epochs(n: int, k: int = 7) -> list[int]:
@@ -62,7 +62,7 @@ def _draw_loss(ax, loss: np.ndarray) -> None:
         _log_y(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE (log)")
-    ax.set_title("loss vs. epoch", fontsize=10)
+    ax.set_title("loss vs. epoch", fontsize=10, y=1.0)
 
 
 def fitted_line(x, y, w, b, train_loss, epochs: Optional[Sequence[int]] = None,
@@ -81,8 +81,9 @@ def fitted_line(x, y, w, b, train_loss, epochs: Optional[Sequence[int]] = None,
     the loss curve (log y) with a marker of the same colour at each chosen epoch.
     """
     x, y, w, b, loss = _linear_arrays(x, y, w, b, train_loss)
-    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
-    ax, lax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1]})
+    fig = Figure(figsize=(9.0, 3.6))
+    ax, lax = _grid(fig, 1, 2, left=0.75, right=0.15, top=0.65, bottom=0.5, wgap=0.85,
+                    hgap=0, gridspec_kw={"width_ratios": [1.15, 1]})[0]
     grid, ylim = _draw_data(ax, x, y, x_val, y_val)
     _draw_loss(lax, loss)
     chosen = [int(e) for e in (_pick_epochs(len(w)) if epochs is None else epochs)
@@ -94,7 +95,7 @@ def fitted_line(x, y, w, b, train_loss, epochs: Optional[Sequence[int]] = None,
         if e < len(loss) and np.isfinite(loss[e]) and 0 < loss[e] < _HUGE:
             lax.plot([e], [loss[e]], "o", color=c, ms=6, mec="#333333", mew=0.5)
     ax.set_ylim(*ylim)  # a diverging line whips off-axis instead of squashing the points
-    ax.set_title("data & fitted line y = w·x + b", fontsize=10)
+    ax.set_title("data & fitted line y = w·x + b", fontsize=10, y=1.0)
     ax.legend(fontsize=7, loc="best", frameon=False)
     if len(w):
         last = len(w) - 1

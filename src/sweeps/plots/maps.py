@@ -11,8 +11,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from sweeps.plots.style import (_HUGE, _SEVERITY, SYMPTOM_COLORS, _by_model, _facet_title, _levels,
-                                _message_figure, _normalise, _suptitle, _symptom_handles,
+from sweeps.plots.style import (_HUGE, _SEVERITY, SYMPTOM_COLORS, _by_model, _facet_title, _grid,
+                                _legends_right, _levels, _message_figure, _normalise, _suptitle, _symptom_handles,
                                 _text_color, fmt_loss, fmt_lr)
 
 
@@ -52,8 +52,12 @@ def _map_figure(df: pd.DataFrame, model: str) -> Figure:
     lrs, opts = _levels(df, "lr"), _levels(df, "optimizer")
     noises, zgs = _levels(df, "noise"), _levels(df, "zero_grad")
     pw, ph = max(2.6, 0.62 * len(lrs) + 0.9), max(1.6, 0.42 * len(opts) + 1.0)
-    fig = Figure(figsize=(pw * len(noises) + 1.5, ph * len(zgs) + 0.6), layout="constrained")
-    axes = fig.subplots(len(zgs), len(noises), squeeze=False, sharex=True, sharey=True)
+    narrow, rotate = len(noises) == 1, len(lrs) > 5
+    fig = Figure(figsize=(pw * len(noises) + 1.5, ph * len(zgs) + 0.6))
+    # room for: optimizer names and the y label (left), the suptitle and panel titles (top), lr
+    # labels and the x label (bottom), the legends (right); shared axes: no inner tick labels
+    axes = _grid(fig, len(zgs), len(noises), left=0.8, right=1.45, top=0.9 if narrow else 0.65,
+                 bottom=0.8 if rotate else 0.55, wgap=0.15, hgap=0.35, sharex=True, sharey=True)
     several = False
     for r, zg in enumerate(zgs):
         for c, noise in enumerate(noises):
@@ -70,26 +74,25 @@ def _map_figure(df: pd.DataFrame, model: str) -> Figure:
             ax.set_xlim(-0.5, len(lrs) - 0.5)
             ax.set_ylim(len(opts) - 0.5, -0.5)  # first optimizer on top
             ax.set_xticks(range(len(lrs)), [fmt_lr(v) for v in lrs],
-                          rotation=45 if len(lrs) > 5 else 0, fontsize=8)
+                          rotation=45 if rotate else 0, fontsize=8)
             ax.set_yticks(range(len(opts)), [str(o) for o in opts], fontsize=8)
             ax.tick_params(length=0)
             ax.set_facecolor("#f4f4f4")  # empty cell: no run at this grid point
             for s in ax.spines.values():
                 s.set_visible(False)
-            ax.set_title(_facet_title(("noise", noise), ("zero_grad", zg)), fontsize=10)
+            ax.set_title(_facet_title(("noise", noise), ("zero_grad", zg)), fontsize=10,
+                         y=1.0)
             if r == len(zgs) - 1:
                 ax.set_xlabel("learning rate")
             if c == 0:
                 ax.set_ylabel("optimizer")
-    _suptitle(fig, f"symptom by lr × optimizer — model: {model}", narrow=len(noises) == 1)
-    fig.add_artist(fig.legend(handles=_symptom_handles(list(df["symptom"])), title="symptom",
-                              loc="outside right upper", fontsize=8, title_fontsize=9,
-                              frameon=False, alignment="left"))
+    _suptitle(fig, f"symptom by lr × optimizer — model: {model}", narrow=narrow)
     notes = (["3.2e-4: median final\ntrain MSE", "n=3: runs in the cell",
               "2/3: runs sharing\nthe cell's symptom"] if several else ["3.2e-4: final train MSE"])
-    fig.legend(handles=[Line2D([], [], ls="none", label=t) for t in notes], title="cell text",
-               loc="outside right lower", fontsize=8, title_fontsize=9, frameon=False,
-               alignment="left", handlelength=0, handletextpad=0)
+    _legends_right(fig, [
+        dict(handles=_symptom_handles(list(df["symptom"])), title="symptom"),
+        dict(handles=[Line2D([], [], ls="none", label=t) for t in notes], title="cell text",
+             handlelength=0, handletextpad=0)], 1.35, top=0.9 if narrow else 0.65)
     return fig
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sweeps.plots.style import (_HUGE, _PANEL, SYMPTOM_COLORS, _histories_by_run, _log_y, _normalise,
-                                fmt_lr)
+from sweeps.plots.style import (_HUGE, _PANEL, SYMPTOM_COLORS, _grid, _histories_by_run, _log_y,
+                                _normalise, fmt_lr)
 
 
 def _run_title(row) -> str:
@@ -45,15 +45,18 @@ def overfitting_curves(runs: pd.DataFrame, histories: pd.DataFrame,
     shown = df.head(max_runs)
     ncols = min(4, len(shown))
     nrows = math.ceil(len(shown) / ncols)
-    fig = Figure(figsize=(_PANEL[0] * ncols, _PANEL[1] * nrows + 0.4), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig = Figure(figsize=(_PANEL[0] * ncols, _PANEL[1] * nrows + 0.4))
+    # room for: tick labels and the y label (left, and between panels), two-line panel titles
+    # over tick labels (between rows), the suptitle (top), the x labels (bottom)
+    axes = _grid(fig, nrows, ncols, left=0.75, right=0.15, top=0.75, bottom=0.5, wgap=0.5, hgap=0.7)
     color = SYMPTOM_COLORS["overfitting"]
     for k, ax in enumerate(axes.flat):
         if k >= len(shown):
             ax.set_axis_off()
             continue
         row = shown.iloc[k]
-        ax.set_title(_run_title(row), fontsize=8.5)
+        # y given: the title is not moved above decorations (a tick layout per panel, ~0.07 s)
+        ax.set_title(_run_title(row), fontsize=8.5, y=1.0)
         h = hist.get(row["run_id"])
         if h is None or not len(h):
             ax.text(0.5, 0.5, "no history", transform=ax.transAxes, ha="center", color="#888888")

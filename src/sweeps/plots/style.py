@@ -121,6 +121,37 @@ def _message_figure(text: str, title: str = "") -> Figure:
     return fig
 
 
+def _grid(fig: Figure, nrows: int, ncols: int, left: float, right: float, top: float,
+          bottom: float, wgap: float, hgap: float, **kw: Any) -> np.ndarray:
+    """Axes on a hand-set grid, margins and gaps in inches (room for tick labels, titles and the
+    legends beside it): a layout engine measures every text of the figure once more before the
+    draw, ~1/3 of a figure's time. Returns the axes as a 2-D array."""
+    w, h = fig.get_size_inches()
+    aw = max((w - left - right - (ncols - 1) * wgap) / ncols, 0.5)
+    ah = max((h - top - bottom - (nrows - 1) * hgap) / nrows, 0.5)
+    spec = dict(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
+                wspace=wgap / aw, hspace=hgap / ah, **kw.pop("gridspec_kw", {}))
+    return fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=spec, **kw)
+
+
+def _legend_height(leg: dict, fontsize: float = 8, title_fontsize: float = 9) -> float:
+    """A legend's height in inches, from its lines of text (it is placed before any draw)."""
+    lines = sum(1 + str(h.get_label()).count("\n") for h in leg["handles"])
+    return (lines * 1.25 * fontsize + len(leg["handles"]) * 0.5 * fontsize
+            + 1.6 * title_fontsize + 0.8 * fontsize) / 72
+
+
+def _legends_right(fig: Figure, legends: list[dict], width: float, top: float) -> None:
+    """Figure legends stacked down a column ``width`` inches wide at the right edge, from
+    ``top`` inches below the top (where constrained layout's "outside right" put them)."""
+    w, h = fig.get_size_inches()
+    y = top
+    for leg in legends:
+        fig.legend(loc="upper left", bbox_to_anchor=(1 - width / w, 1 - y / h), fontsize=8,
+                   title_fontsize=9, frameon=False, alignment="left", borderaxespad=0, **leg)
+        y += _legend_height(leg) + 0.15
+
+
 def _facet_title(*pairs: tuple[str, Any]) -> str:
     """'adam · zero_grad=True' from (name, value) pairs, leaving out unknown ('-') values."""
     return " · ".join(f"{k}={v}" if k else str(v) for k, v in pairs if v != "-")
@@ -162,15 +193,16 @@ DPI = 110
 
 
 def save(fig: Figure, path) -> Path:
-    """Save a Figure as PNG (dpi 110), creating parent folders, then clear it.
+    """Save a Figure as PNG (dpi 110), creating parent folders.
 
     Args:
         fig: the Figure to write.
         path: the file to write; its suffix is kept but the format is always PNG.
 
     One draw: ``savefig`` lays a figure with a layout engine out in a first, unrendered draw
-    and then draws it again; here the layout runs once, inside the one draw, and the canvas's
-    pixels are written as they are (the figures' constrained layout leaves no margin to trim).
+    and then draws it again; here the canvas's pixels are written as drawn (the figures' hand-set
+    layout leaves no margin to trim). The figure is not cleared after: ``clf`` builds new ticks
+    for every axes it resets, and an unreferenced figure is freed anyway.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
@@ -182,5 +214,4 @@ def save(fig: Figure, path) -> Path:
     canvas.draw()
     image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
     image.save(path, format="png", dpi=(DPI, DPI))
-    fig.clf()
     return path

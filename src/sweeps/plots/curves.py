@@ -182,7 +182,7 @@ def _loss_figure(all_runs: pd.DataFrame, hist: dict, metric: str, model: str) ->
     marks += [Line2D([], [], ls="none", label="3e-2 at right: lr")] if lr_labels else []
     if marks:
         legends.append(dict(title="marks", handles=marks))
-    _legends_right(fig, legends, _LEGENDS, top=0.9 if narrow else 0.65)
+    _legends_right(fig, legends, _LEGENDS, top=0.1 if narrow else 0.65)  # narrow: beside the title
     return fig
 
 

@@ -92,7 +92,7 @@ def _map_figure(df: pd.DataFrame, model: str) -> Figure:
     _legends_right(fig, [
         dict(handles=_symptom_handles(list(df["symptom"])), title="symptom"),
         dict(handles=[Line2D([], [], ls="none", label=t) for t in notes], title="cell text",
-             handlelength=0, handletextpad=0)], 1.35, top=0.9 if narrow else 0.65)
+             handlelength=0, handletextpad=0)], 1.35, top=0.1 if narrow else 0.65)
     return fig
 
 

@@ -143,8 +143,15 @@ def _legend_height(leg: dict, fontsize: float = 8, title_fontsize: float = 9) ->
 
 def _legends_right(fig: Figure, legends: list[dict], width: float, top: float) -> None:
     """Figure legends stacked down a column ``width`` inches wide at the right edge, from
-    ``top`` inches below the top (where constrained layout's "outside right" put them)."""
+    ``top`` inches below the top; a figure too short for the stack is made taller (its axes
+    keep their margins in inches)."""
     w, h = fig.get_size_inches()
+    need = top + sum(_legend_height(leg) + 0.15 for leg in legends)
+    if need > h and fig.axes:
+        gs = fig.axes[0].get_gridspec()
+        gs.update(top=1 - (1 - gs.top) * h / need, bottom=gs.bottom * h / need)
+        fig.set_size_inches(w, need)
+        h = need
     y = top
     for leg in legends:
         fig.legend(loc="upper left", bbox_to_anchor=(1 - width / w, 1 - y / h), fontsize=8,

@@ -9,6 +9,7 @@ between bulk chunks, and ``status_for`` treats any error raised after a request 
 
 from __future__ import annotations
 
+import atexit
 import signal
 from contextlib import contextmanager
 from typing import Iterator, Optional
@@ -16,6 +17,7 @@ from typing import Iterator, Optional
 _requested: Optional[int] = None  # the signal number of the first request
 _deferred = 0  # depth of the regions that call check() themselves
 _held = False  # the command is ending: a signal is only recorded
+_exit_hook = False  # install() registered _ignore to run at exit
 
 
 class Stopped(KeyboardInterrupt):
@@ -28,9 +30,24 @@ class Stopped(KeyboardInterrupt):
 
 
 def install() -> None:
-    """Handle SIGINT and SIGTERM with ``_handle`` (the CLI's main thread)."""
+    """Handle SIGINT and SIGTERM with ``_handle`` (the CLI's main thread), and ignore them once
+    the interpreter exits: Python's finalization puts back the default action of a signal whose
+    handler is a Python function, so a Ctrl-C in the last milliseconds would kill a command that
+    has done its work and chosen its exit status (exit -2 instead of it)."""
+    global _exit_hook
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _handle)
+    if not _exit_hook:
+        atexit.register(_ignore)
+        _exit_hook = True
+
+
+def _ignore() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(signum, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            return
 
 
 def _handle(signum: int, frame: object) -> None:

@@ -177,3 +177,40 @@ def test_an_error_caused_by_sigterm_ends_as_a_termination(tmp_path):
         stopping.reset()
         holder.rollback()
         holder.close()
+
+
+def test_signals_while_importing_native_code_are_held_until_it_is_done():
+    """torch's native start-up calls Python through pybind11, where a raised interrupt aborts the
+    process (SIGABRT) instead of unwinding: inside ``recorded()`` no signal raises, however many
+    arrive, and the stop is raised once the region ends."""
+    from sweeps import stopping
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    stopping.install()
+    try:
+        with pytest.raises(stopping.Stopped, match="SIGINT") as stop:
+            with stopping.recorded():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler has run by now, and raised nothing
+                reached_the_end = True
+        assert reached_the_end and stopping.exit_code(stop.value) == 130
+    finally:
+        stopping.reset()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.2])
+def test_ctrl_c_while_the_command_starts_exits_130(tmp_path, delay):
+    """Ctrl-C while ``sweeps`` imports torch, Hydra and MLflow: exit 130 and one line, never a
+    process killed by SIGABRT ('terminate called after throwing ... pybind11::error_already_set')."""
+    proc = subprocess.Popen([sys.executable, "-m", "sweeps", f"paths.output_dir={tmp_path / 'out'}"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, f"exit {proc.returncode}\n{err[-2000:]}"
+    assert "error: interrupted" in err and "terminate called" not in err
+    assert not [r for r in _statuses(tmp_path / "out" / "mlflow.db") if r[0] == "RUNNING"]

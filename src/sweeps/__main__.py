@@ -11,7 +11,8 @@ def main() -> None:
     """Entry point of ``sweeps`` and ``python -m sweeps``."""
     stopping.install()
     try:
-        from sweeps.cli import main as run
+        with stopping.recorded():  # torch's native start-up must not see an exception
+            from sweeps.cli import main as run
     except stopping.Stopped as stop:  # stopped while importing: nothing was written
         print("error: interrupted" if stop.signum == signal.SIGINT else "error: terminated", file=sys.stderr)
         sys.exit(stopping.exit_code(stop))

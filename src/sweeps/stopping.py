@@ -1,7 +1,8 @@
 """Stopping a sweep: Ctrl-C (SIGINT) and SIGTERM handled alike, in one place.
 
 The handler records the request and raises ``Stopped``; inside a ``deferred()`` region (a store
-write) it only records it, and the region calls ``check()`` at its next safe point. Since Python
+write) or a ``recorded()`` one (importing native code) it only records it, and the region calls
+``check()`` at its next safe point. Since Python
 drops an exception raised inside a finalizer, and a signal may cut a wait short inside a library
 that reports it as some other error, every launcher also calls ``check()`` between jobs and
 between bulk chunks, and ``status_for`` treats any error raised after a request as the stop.
@@ -17,6 +18,7 @@ from typing import Iterator, Optional
 _requested: Optional[int] = None  # the signal number of the first request
 _deferred = 0  # depth of the regions that call check() themselves
 _held = False  # the command is ending: a signal is only recorded
+_quiet = 0  # depth of the regions where no signal raises (native code may be calling Python)
 _exit_hook = False  # install() registered _ignore to run at exit
 
 
@@ -52,7 +54,7 @@ def _ignore() -> None:
 
 def _handle(signum: int, frame: object) -> None:
     first = request(signum)
-    if _held or (_deferred and first):
+    if _held or _quiet or (_deferred and first):
         return  # the region stops at its next check(); a second signal does not wait
     raise Stopped(signum)
 
@@ -91,6 +93,22 @@ def deferred() -> Iterator[None]:
         check()
 
 
+@contextmanager
+def recorded() -> Iterator[None]:
+    """A region where a signal is only recorded, however many arrive, and the stop is raised when
+    it ends: importing torch, whose native start-up calls Python code through pybind11; an
+    exception raised there aborts the process (SIGABRT, 'terminate called after throwing an
+    instance of pybind11::error_already_set') instead of unwinding."""
+    global _quiet
+    _quiet += 1
+    try:
+        yield
+    finally:
+        _quiet -= 1
+    if _quiet == 0 and not _deferred:
+        check()
+
+
 def hold() -> None:
     """From now on a signal is only recorded: the command has done its work and is exiting (an
     interrupt raised while Python shuts down would kill it with a traceback)."""
@@ -125,5 +143,5 @@ def exit_code(error: Stopped) -> int:
 
 def reset() -> None:
     """Forget a request (a process that handles several commands, e.g. tests)."""
-    global _requested, _deferred, _held
-    _requested, _deferred, _held = None, 0, False
+    global _requested, _deferred, _held, _quiet
+    _requested, _deferred, _held, _quiet = None, 0, False, 0

@@ -70,6 +70,7 @@ def test_multirun_records_one_child_per_grid_point(cli):
     plot_dir = cli.store.parent / "adhoc" / "analysis"
     assert f"plots: {plot_dir}" in proc.stdout
     assert (plot_dir / "symptom_map_linear.png").is_file()
+    assert (plot_dir / "fitted_line.png").is_file()  # the worked example: sgd at lr 0.03, healthy
     assert "analysis/symptom_map_linear.png" in {a.path for a in c.list_artifacts(parent.info.run_id, "analysis")}
     # progress, as plain lines when stderr is not a terminal
     progress = [ln for ln in proc.stderr.splitlines() if ln.startswith("progress: ")]

@@ -135,15 +135,16 @@ def _holder_words(uri: str, a: Analysis, run_id: str) -> str:
 
 def _plots(a: Analysis, uri: str, chosen: Optional[str], gif: bool = True,
            drawer: Any = None) -> list[Path]:
+    """Every figure, the fitted line's too, drawn by the warm plot process when there is one
+    (this process then never loads matplotlib), else here, several at a time."""
     pick = _pick_line_run(a.runs, chosen)
+    line = _line_of(uri, pick) if pick is not None else None
     if drawer is None:
         from sweeps.plots.batch import write_figures  # several processes at once
 
-        files = write_figures(a.runs, a.histories, a.output_dir)
-        return files + (_fitted_line(uri, pick, a.output_dir, gif) if pick is not None else [])
-    drawer.send_figures(a.runs, a.histories, a.output_dir)  # drawn there while the line is here
-    line = _fitted_line(uri, pick, a.output_dir, gif) if pick is not None else []
-    return drawer.files() + line
+        return write_figures(a.runs, a.histories, a.output_dir, line=line, gif=gif)
+    drawer.send_figures(a.runs, a.histories, a.output_dir, line=line, gif=gif)
+    return drawer.files()
 
 
 def _pick_line_run(runs: pd.DataFrame, chosen: Optional[str]) -> Optional[pd.Series]:
@@ -161,22 +162,19 @@ def _pick_line_run(runs: pd.DataFrame, chosen: Optional[str]) -> Optional[pd.Ser
     return linear.loc[score.idxmin()]
 
 
-def _fitted_line(uri: str, run: pd.Series, out: Path, gif: bool = True) -> list[Path]:
-    from sweeps import plots
-
+def _line_of(uri: str, run: pd.Series) -> Optional[dict]:
+    """The arguments of ``plots.fitted_line`` for one linear run of this project (its data
+    rebuilt from its params, its w and b per epoch), or None (a foreign run: no torch import)."""
     hist = tracking.histories(uri, [run.run_id], ["w", "b", "train_loss"])
     w = [v for _, v in hist.get((run.run_id, "w"), [])]
     b = [v for _, v in hist.get((run.run_id, "b"), [])]
     loss = [v for _, v in hist.get((run.run_id, "train_loss"), [])]
-    data = _data_of(run.params) if w and b else None  # a foreign run: no torch import
+    data = _data_of(run.params) if w and b else None
     if data is None:
-        return []
-    x, y = data.x_train.numpy().ravel(), data.y_train.numpy().ravel()
-    fig = plots.fitted_line(x, y, w, b, loss, x_val=data.x_val.numpy().ravel(), y_val=data.y_val.numpy().ravel())
-    files = [plots.save(fig, out / "fitted_line.png")]
-    if gif:
-        files.append(plots.fitted_line_gif(x, y, w, b, loss, out / "fitted_line.gif"))
-    return files
+        return None
+    return {"x": data.x_train.numpy().ravel(), "y": data.y_train.numpy().ravel(), "w": w, "b": b,
+            "train_loss": loss, "x_val": data.x_val.numpy().ravel(),
+            "y_val": data.y_val.numpy().ravel()}
 
 
 def _data_of(params: dict[str, str]) -> Any:

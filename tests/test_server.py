@@ -180,3 +180,48 @@ def test_server_outage_fails_fast_and_relaunch_completes(tmp_path):
     finally:
         server.stop()
     assert not gaps, "; ".join(gaps)
+
+
+def test_histories_read_in_bulk_from_a_server_equal_what_was_logged(tmp_path, monkeypatch):
+    """The analysis reads many runs' histories from a server a key and 100 runs per request;
+    what it returns is what was logged: every step, the last value logged at a step, NaN kept,
+    runs without the key absent; and an answer cut at the server's limit is asked again in
+    smaller chunks (the limit lowered here so a few runs reach it); a server that does not
+    answer the route is read run by run."""
+    import math
+
+    from sweeps import tracking
+    from sweeps.tracking import server as srv
+
+    with mlflow_server(f"sqlite:///{tmp_path / 'srv.db'}", tmp_path / "art", tmp_path / "log") as s:
+        c = MlflowClient(s.uri)
+        exp = c.create_experiment("bulk")
+        logged: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        ids = []
+        for k in range(5):
+            run = c.create_run(exp).info.run_id
+            ids.append(run)
+            loss = [(step, 1.0 / (step + k + 1)) for step in range(7 + k)]
+            if k == 1:
+                loss[3] = (3, math.nan)
+            for step, v in loss:
+                c.log_metric(run, "loss", v, step=step, timestamp=1000 + step)
+            if k == 2:  # logged again at step 4, later: the later value counts
+                c.log_metric(run, "loss", 42.0, step=4, timestamp=5000)
+                loss[4] = (4, 42.0)
+            logged[(run, "loss")] = loss
+            if k != 3:
+                c.log_metric(run, "acc", 0.5 + k, step=0, timestamp=1000)
+                logged[(run, "acc")] = [(0, 0.5 + k)]
+        # (a server without the route: 404, read run by run as before)
+        for limit, route in ((srv.BULK_VALUES, srv.BULK_ROUTE), (12, srv.BULK_ROUTE),
+                             (srv.BULK_VALUES, "/ajax-api/2.0/mlflow/metrics/no-such-route")):
+            monkeypatch.setattr(srv, "BULK_VALUES", limit)
+            monkeypatch.setattr(srv, "BULK_ROUTE", route)
+            got = tracking.histories(s.uri, ids, ["loss", "acc"])
+            assert set(got) == set(logged)
+            for pair, want in logged.items():
+                have = got[pair]
+                assert [st for st, _ in have] == [st for st, _ in want]
+                assert all((math.isnan(a) and math.isnan(b)) or a == b
+                           for (_, a), (_, b) in zip(have, want)), (pair, have, want)

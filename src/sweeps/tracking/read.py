@@ -4,6 +4,7 @@ Through MLflow's search API, or in bulk on a database store of a tested schema."
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -12,9 +13,12 @@ from typing import Any, Iterable, Mapping, Optional
 
 from sweeps.tracking import bulk
 from sweeps.tracking.runs import SERVER_CONCURRENCY
+from sweeps.tracking.server import histories_bulk, unreachable
 from sweeps.tracking.store import (
     MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VALUE, TAG_ERROR, TAG_HASH, TAG_HOST, TAG_PARENT, TAG_PID,
     TAG_ROLE, ChildRow, chunks, clean, client, set_status)
+
+log = logging.getLogger(__name__)
 
 
 def _alive(pid: int) -> bool:
@@ -128,20 +132,40 @@ def histories(uri: str, run_ids: list[str], keys: Iterable[str]) -> dict[tuple[s
     store = bulk.store_for(uri)
     if store is not None:
         return bulk.histories(store, run_ids, keys)
+    c = client(uri)
+    out: dict[tuple[str, str], dict[int, tuple[int, float]]] = {}
+    for pair, history in _server_histories(c, run_ids, keys):
+        for step, ts, value in history:
+            slot = out.setdefault(pair, {})
+            if step not in slot or ts >= slot[step][0]:
+                slot[step] = (ts, value)
+    return {k: [(step, v) for step, (_, v) in sorted(slot.items())] for k, slot in out.items()}
+
+
+def _server_histories(c: Any, run_ids: list[str], keys: list[str]) -> Iterable[tuple[tuple[str, str], list[tuple[int, int, float]]]]:
+    """((run, key), [(step, timestamp, value)]) from a tracking server: a request per key and
+    100 runs (server.histories_bulk), or where the server does not answer that route, one per
+    run and key as MLflow's client reads them, several side by side."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        answer = histories_bulk(c, run_ids, keys, SERVER_CONCURRENCY)
+        rows = [(pair, [(int(m["step"]), int(m["timestamp"]), float(m["value"])) for m in ms])
+                for pair, ms in answer.items()]
+    except (MlflowException, ValueError, KeyError, TypeError) as err:
+        if unreachable(err):
+            raise
+        log.info("bulk history reads refused (%s); reading run by run", err)
+    else:
+        yield from rows
+        return
     from concurrent.futures import ThreadPoolExecutor
 
-    c = client(uri)
     pairs = [(run_id, key) for run_id in run_ids for key in keys]
-    # a tracking server answers one run and key per request: several requests side by side
     with ThreadPoolExecutor(max_workers=SERVER_CONCURRENCY) as pool:
         answers = list(pool.map(lambda p: c.get_metric_history(*p), pairs))
-    out: dict[tuple[str, str], dict[int, tuple[int, float]]] = {}
     for pair, history in zip(pairs, answers):
-        for m in history:
-            slot = out.setdefault(pair, {})
-            if m.step not in slot or m.timestamp >= slot[m.step][0]:
-                slot[m.step] = (m.timestamp, m.value)
-    return {k: [(step, v) for step, (_, v) in sorted(slot.items())] for k, slot in out.items()}
+        yield pair, [(m.step, m.timestamp, m.value) for m in history]
 
 
 def set_tags(uri: str, tags_by_run: Mapping[str, Mapping[str, Any]]) -> None:

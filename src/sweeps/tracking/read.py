@@ -134,7 +134,7 @@ def histories(uri: str, run_ids: list[str], keys: Iterable[str]) -> dict[tuple[s
         return bulk.histories(store, run_ids, keys)
     c = client(uri)
     out: dict[tuple[str, str], dict[int, tuple[int, float]]] = {}
-    for pair, history in _server_histories(c, run_ids, keys):
+    for pair, history in _client_histories(c, uri, run_ids, keys):
         for step, ts, value in history:
             slot = out.setdefault(pair, {})
             if step not in slot or ts >= slot[step][0]:
@@ -142,23 +142,15 @@ def histories(uri: str, run_ids: list[str], keys: Iterable[str]) -> dict[tuple[s
     return {k: [(step, v) for step, (_, v) in sorted(slot.items())] for k, slot in out.items()}
 
 
-def _server_histories(c: Any, run_ids: list[str], keys: list[str]) -> Iterable[tuple[tuple[str, str], list[tuple[int, int, float]]]]:
-    """((run, key), [(step, timestamp, value)]) from a tracking server: a request per key and
-    100 runs (server.histories_bulk), or where the server does not answer that route, one per
-    run and key as MLflow's client reads them, several side by side."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        answer = histories_bulk(c, run_ids, keys, SERVER_CONCURRENCY)
-        rows = [(pair, [(int(m["step"]), int(m["timestamp"]), float(m["value"])) for m in ms])
-                for pair, ms in answer.items()]
-    except (MlflowException, ValueError, KeyError, TypeError) as err:
-        if unreachable(err):
-            raise
-        log.info("bulk history reads refused (%s); reading run by run", err)
-    else:
-        yield from rows
-        return
+def _client_histories(c: Any, uri: str, run_ids: list[str], keys: list[str]) -> Iterable[tuple[tuple[str, str], list[tuple[int, int, float]]]]:
+    """((run, key), [(step, timestamp, value)]) through MLflow's client ``c``: from a tracking
+    server a request per key and 100 runs (server.histories_bulk); elsewhere, or where the
+    server does not answer that route, one per run and key, several side by side."""
+    if uri.lower().startswith(("http://", "https://")):
+        rows = _from_server_in_bulk(c, run_ids, keys)
+        if rows is not None:
+            yield from rows
+            return
     from concurrent.futures import ThreadPoolExecutor
 
     pairs = [(run_id, key) for run_id in run_ids for key in keys]
@@ -166,6 +158,21 @@ def _server_histories(c: Any, run_ids: list[str], keys: list[str]) -> Iterable[t
         answers = list(pool.map(lambda p: c.get_metric_history(*p), pairs))
     for pair, history in zip(pairs, answers):
         yield pair, [(m.step, m.timestamp, m.value) for m in history]
+
+
+def _from_server_in_bulk(c: Any, run_ids: list[str], keys: list[str]) -> Optional[list]:
+    """server.histories_bulk's answer as _client_histories' rows; None where it is refused."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        answer = histories_bulk(c, run_ids, keys, SERVER_CONCURRENCY)
+        return [(pair, [(int(m["step"]), int(m["timestamp"]), float(m["value"])) for m in ms])
+                for pair, ms in answer.items()]
+    except (MlflowException, ValueError, KeyError, TypeError) as err:
+        if unreachable(err):
+            raise
+        log.info("bulk history reads refused (%s); reading run by run", err)
+        return None
 
 
 def set_tags(uri: str, tags_by_run: Mapping[str, Mapping[str, Any]]) -> None:

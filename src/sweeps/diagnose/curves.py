@@ -105,11 +105,18 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
         at = [min(int(np.searchsorted(clock, k * clock[-1] / 4)), n - 1) for k in (1, 2, 3, 4)]
         m = max(4 * (t.horizon * (n - 1) / clock[-1] - 1), 0.0)
     q = [init] + [float(best[i]) for i in at]
-    d1, _, d3, d4 = (q[k] - q[k + 1] for k in range(4))
+    drops = [q[k] - q[k + 1] for k in range(4)]
     sig = max(t.level_noise * jitter, t.nothing_to_learn * fallen)
-    if d4 <= sig:
+    if drops[3] <= sig:
         return low, 0.0
-    r = max(d4 / d3 if d3 > sig else math.inf, (d4 / d1) ** (1 / 3) if d1 > 0 else math.inf)
+    # Each drop over the same length of time: a short run's quarters are whole epochs of
+    # unequal lengths (10 epochs: 2, 2, 3, 2), and a straight fall must not read as slowing.
+    times = np.asarray([0] + at, dtype=float) if clock is None else clock[[0] + at]
+    spans = np.diff(times)
+    if np.any(spans <= 0):
+        return low, 0.0
+    d1, _, d3, d4 = (d * (times[-1] / 4) / span for d, span in zip(drops, spans))
+    r = max(d4 / d3 if drops[2] > sig else math.inf, (d4 / d1) ** (1 / 3) if d1 > 0 else math.inf)
     rest = d4 * (m if r >= 1 else r * (1 - r**m) / (1 - r))
     # Never below 0 for a loss that is never negative.
     lower = 0.0 if float(np.nanmin(train)) >= 0 else -math.inf

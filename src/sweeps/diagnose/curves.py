@@ -123,6 +123,18 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
     return float(min(max(low - rest, lower), low)), r
 
 
+def _lost_ground(train: np.ndarray, smooth: np.ndarray, cut: int) -> float:
+    """How far the judged epochs' typical level (their median) sits above the lowest smoothed
+    level reached before them: progress the run made and then lost (a loss that went back up
+    and stays up, however irregular its swings); 0 when it is not above it by more than the
+    judged epochs' own jitter."""
+    if cut < 1 or len(train) - cut < 2:
+        return 0.0
+    judged = train[cut:]
+    lost = float(np.median(judged) - np.min(smooth[:cut + 1]))
+    return lost if lost > _jitter(judged) else 0.0
+
+
 def _jitter(a: np.ndarray) -> float:
     """Robust std of epoch-to-epoch noise (median absolute difference, for Gaussian jitter)."""
     d = np.diff(a)

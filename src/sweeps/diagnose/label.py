@@ -10,7 +10,7 @@ import numpy as np
 
 from sweeps.config import TrainConfig
 from sweeps.diagnose.curves import (_array, _clock, _first_nonfinite, _floor, _growth, _jitter,
-    _max_autocorr, _r, _sign_changes, _smooth, _val_sampling_sd, _zigzag)
+    _lost_ground, _max_autocorr, _r, _sign_changes, _smooth, _val_sampling_sd, _zigzag)
 from sweeps.diagnose.fixes import _verdict
 from sweeps.diagnose.foreign import in_own_terms
 from sweeps.diagnose.params import Params as _Params, heavy_ball
@@ -99,14 +99,18 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
     #    reached so far for a few epochs (waves, zig-zag, recurring spikes; a one-epoch blip does
     #    not count), or val zig-zags: the weights still bounce across the minimum (lr*lam ~ 2).
     #    Only a tail without pattern (iid jitter) must also stand out from its own jitter.
+    #    Or the judged half as a whole sits well above the best level reached before it: the
+    #    run lost ground it had gained (irregular swings that look like noise epoch by epoch).
     climb, busy, swing, first, swing_margin = _unsettled(train, smooth, scale, t)
+    lost = _lost_ground(train, smooth, cut)
     tail = int(len(train) * (1 - t.zigzag_tail))
     v_flips, v_half_amp = _zigzag(val[tail:])
     v_zigzag = v_half_amp if v_flips >= t.zigzag_flips else 0.0
     ev.update(tail_climb=_r(climb / scale), tail_epochs_above=busy,
               tail_max_swing=_r(swing / scale), tail_sign_changes=_sign_changes(train[tail:]),
-              val_tail_zigzag=_r(v_zigzag / scale))
-    osc = max(climb / (t.osc_rise * scale), swing_margin, v_zigzag / (t.zigzag_amp * scale))
+              val_tail_zigzag=_r(v_zigzag / scale), tail_above_best=_r(lost / scale))
+    osc = max(climb / (t.osc_rise * scale), swing_margin, v_zigzag / (t.zigzag_amp * scale),
+              lost / (t.osc_swing * scale))
     if osc >= 1:
         over = max(climb / (t.osc_rise * scale), swing / (t.osc_swing * scale), 1.0)
         # Val already turned up before the swings began: early stopping ends the run at its val

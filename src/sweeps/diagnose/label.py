@@ -234,7 +234,8 @@ def _unsettled(train: np.ndarray, smooth: np.ndarray, scale: float,
     if len(judged) < 2:
         return 0.0, 0, 0.0, n, 0.0
     patterned = _max_autocorr(judged, t.max_lag) >= t.structure
-    noise = 0.0 if patterned else t.osc_noise * _jitter(judged)
+    extreme = math.sqrt(2 * math.log(max(len(judged), 2)))  # iid noise's reach, in std devs
+    noise = 0.0 if patterned else t.osc_noise * extreme * _jitter(judged)
     climb = float(smooth[-1] - np.min(smooth[cut:]))
     run_min = np.minimum.accumulate(judged)
     above = judged - run_min

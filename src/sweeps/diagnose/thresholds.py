@@ -40,8 +40,10 @@ class Thresholds:
     osc_log_swing: float = 3.0  # or: a judged epoch climbs back to >= this multiple of the
     osc_min_climb: float = 0.1  #   lowest loss so far, by >= this * reducible (a log scale:
     #   a loss spanning decades swings by multiples of itself, a small share of where it began)
-    osc_noise: float = 6.0  # both, if the judged epochs look like noise: also >= this many std
-    #   devs of their jitter (a running median of iid noise wanders ~2.5 std devs)
+    osc_noise: float = 2.0  # both, if the judged epochs look like noise: also >= this many
+    #   times sqrt(2 ln n) std devs of their jitter (n judged epochs). Over n epochs iid noise
+    #   reaches ~sqrt(2 ln n) std devs above its mean and its running minimum as far below it,
+    #   so a climb past 2 sqrt(2 ln n) is more than jitter can do (10 epochs: 4.3, 100: 6.1)
     structure: float = 0.5  # patterned: some autocorrelation of the detrended judged epochs at
     max_lag: int = 8  #   lags 1..max_lag reaches this (iid jitter stays near 0; waves repeat)
     zigzag_flips: float = 0.85  # val zig-zag: this share of its differences flip sign in the

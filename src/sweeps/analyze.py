@@ -19,7 +19,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from sweeps import secrets, tracking
-from sweeps.config import ConfigError
+from sweeps.config_error import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
 from sweeps.summary import where_to_browse
 from sweeps.foreign import KEYS_TAG, label_tags
@@ -125,11 +125,11 @@ def write_outputs(a: Analysis, uri: str, plots: bool = True, run: Optional[str] 
 
 
 def _holder_words(uri: str, a: Analysis, run_id: str) -> str:
-    runs = tracking.search_all(uri, a.experiment_id, f"attributes.run_id = '{run_id}'")
-    tags = runs[0].data.tags if runs else {}
+    run = tracking.run_of(uri, a.experiment_id, run_id)
+    tags = run.data.tags if run else {}
     what = "the sweep's parent run" if tags.get(tracking.TAG_ROLE) == "parent" else \
         f"the analysis run in experiment '{a.experiment}'"
-    name = runs[0].info.run_name if runs else ""
+    name = run.info.run_name if run else ""
     return f"{what} '{name}' ({run_id})" if name else f"{what} {run_id}"
 
 
@@ -200,12 +200,10 @@ def _data_of(params: dict[str, str]) -> Any:
 
 def _parent_run(uri: str, exp_id: str) -> str:
     """The latest sweep parent of the experiment, or a run made to hold the analysis."""
-    parents = tracking.search_all(uri, exp_id, f"tags.`{tracking.TAG_ROLE}` = 'parent'")
+    parents = tracking.runs_tagged(uri, exp_id, tracking.TAG_ROLE, "parent")
     if parents:
         return max(parents, key=lambda r: r.info.start_time or 0).info.run_id
-    run_id = tracking.start_parent(uri, exp_id, "analysis", {tracking.TAG_ROLE: "analysis"})
-    tracking.end_parent(uri, run_id, "FINISHED")
-    return run_id
+    return tracking.finished_run(uri, exp_id, "analysis", {tracking.TAG_ROLE: "analysis"})
 
 
 def report(a: Analysis, show: int = 30) -> str:

@@ -14,19 +14,27 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Optional
 
 from sweeps import secrets, tracking
-from sweeps.config import ConfigError
+from sweeps.config_error import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
-from sweeps.summary import where_to_browse
 from sweeps.foreign import KEYS_TAG, label_tags
-from sweeps.frames import histories_frame, runs_frame
-from sweeps.verify import verify_fixes, verify_report  # noqa: F401 - part of this CLI's API
+from sweeps.summary import where_to_browse
+
+if TYPE_CHECKING:  # pandas loads with the first frame (not for --help or a bad argument)
+    import pandas as pd
 
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    """``verify_fixes`` and ``verify_report`` (part of this CLI's API), loaded when asked for."""
+    if name in ("verify_fixes", "verify_report"):
+        from sweeps import verify
+
+        return getattr(verify, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 
@@ -86,6 +94,8 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
         raise ConfigError(f"--experiment={experiment!r}: no {what} in {tracking.scrub(uri)}; "
                           "run a sweep first or name an existing experiment")
     exp_id, exp_name = found
+    from sweeps.frames import histories_frame, runs_frame
+
     runs = runs_frame(tracking.search_all(uri, exp_id))
     if runs.empty:
         raise ConfigError(f"--experiment={exp_name!r}: it has no runs to analyse")
@@ -125,11 +135,11 @@ def write_outputs(a: Analysis, uri: str, plots: bool = True, run: Optional[str] 
 
 
 def _holder_words(uri: str, a: Analysis, run_id: str) -> str:
-    runs = tracking.search_all(uri, a.experiment_id, f"attributes.run_id = '{run_id}'")
-    tags = runs[0].data.tags if runs else {}
+    run = tracking.run_of(uri, a.experiment_id, run_id)
+    tags = run.data.tags if run else {}
     what = "the sweep's parent run" if tags.get(tracking.TAG_ROLE) == "parent" else \
         f"the analysis run in experiment '{a.experiment}'"
-    name = runs[0].info.run_name if runs else ""
+    name = run.info.run_name if run else ""
     return f"{what} '{name}' ({run_id})" if name else f"{what} {run_id}"
 
 
@@ -138,12 +148,12 @@ def _plots(a: Analysis, uri: str, chosen: Optional[str], gif: bool = True,
     """Every figure, the fitted line's too, drawn by the warm plot process when there is one
     (this process then never loads matplotlib), else here, several at a time."""
     pick = _pick_line_run(a.runs, chosen)
-    line = _line_of(uri, pick) if pick is not None else None
+    line = _line_arrays(uri, pick) if pick is not None else None
     if drawer is None:
         from sweeps.plots.batch import write_figures  # several processes at once
 
         return write_figures(a.runs, a.histories, a.output_dir, line=line, gif=gif)
-    drawer.send_figures(a.runs, a.histories, a.output_dir, line=line, gif=gif)
+    drawer.send_figures(a.runs, a.histories, a.output_dir, line, gif)  # matplotlib is there
     return drawer.files()
 
 
@@ -162,48 +172,25 @@ def _pick_line_run(runs: pd.DataFrame, chosen: Optional[str]) -> Optional[pd.Ser
     return linear.loc[score.idxmin()]
 
 
-def _line_of(uri: str, run: pd.Series) -> Optional[dict]:
-    """The arguments of ``plots.fitted_line`` for one linear run of this project (its data
-    rebuilt from its params, its w and b per epoch), or None (a foreign run: no torch import)."""
+def _line_arrays(uri: str, run: pd.Series) -> Optional[dict]:
+    """The fitted-line picture's arguments for one run (None for a run without w/b histories,
+    or whose params do not say how its data was drawn: a foreign run)."""
+    from sweeps.points import points
+
     hist = tracking.histories(uri, [run.run_id], ["w", "b", "train_loss"])
     w = [v for _, v in hist.get((run.run_id, "w"), [])]
     b = [v for _, v in hist.get((run.run_id, "b"), [])]
     loss = [v for _, v in hist.get((run.run_id, "train_loss"), [])]
-    data = _data_of(run.params) if w and b else None
-    if data is None:
-        return None
-    return {"x": data.x_train.numpy().ravel(), "y": data.y_train.numpy().ravel(), "w": w, "b": b,
-            "train_loss": loss, "x_val": data.x_val.numpy().ravel(),
-            "y_val": data.y_val.numpy().ravel()}
-
-
-def _data_of(params: dict[str, str]) -> Any:
-    """Rebuild a sweeps run's data set from its params (None for foreign runs)."""
-    from types import SimpleNamespace
-
-    from sweeps.data import make_data
-
-    try:
-        d = SimpleNamespace(
-            slope=float(params["data.slope"]), intercept=float(params["data.intercept"]),
-            noise=float(params["data.noise"]), n_train=int(params["data.n_train"]),
-            n_val=int(params["data.n_val"]), x_low=float(params["data.x_low"]),
-            x_high=float(params["data.x_high"]), normalize=params["data.normalize"] == "True",
-            seed=None if params.get("data.seed", "None") == "None" else int(params["data.seed"]),
-        )
-        return make_data(d, int(params["train.seed"]))
-    except (KeyError, ValueError):
-        return None
+    data = points(run.params) if w and b else None
+    return dict(data, w=w, b=b, train_loss=loss) if data is not None else None
 
 
 def _parent_run(uri: str, exp_id: str) -> str:
     """The latest sweep parent of the experiment, or a run made to hold the analysis."""
-    parents = tracking.search_all(uri, exp_id, f"tags.`{tracking.TAG_ROLE}` = 'parent'")
+    parents = tracking.runs_tagged(uri, exp_id, tracking.TAG_ROLE, "parent")
     if parents:
         return max(parents, key=lambda r: r.info.start_time or 0).info.run_id
-    run_id = tracking.start_parent(uri, exp_id, "analysis", {tracking.TAG_ROLE: "analysis"})
-    tracking.end_parent(uri, run_id, "FINISHED")
-    return run_id
+    return tracking.finished_run(uri, exp_id, "analysis", {tracking.TAG_ROLE: "analysis"})
 
 
 def report(a: Analysis, show: int = 30) -> str:
@@ -276,6 +263,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                   "the labels are in sweeps.symptom, sweeps.cause, sweeps.fix and "
                   "sweeps.symptom_confidence there")
         if args.verify_fixes:
+            from sweeps.verify import verify_fixes, verify_report
+
             result = verify_fixes(a, uri, rounds=args.rounds)
             print(verify_report(result))
             if not result.empty:  # the sweep's parent run charts the share its fixes healed

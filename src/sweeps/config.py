@@ -14,8 +14,10 @@ from enum import Enum
 from typing import Any, Mapping, Optional
 
 import yaml
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+
+from sweeps.config_error import ConfigError  # noqa: F401 - raised here, imported from here too
+
 
 class Names(str, Enum):
     """Base of the allowed names. OmegaConf converts a YAML or override string to a member by
@@ -70,11 +72,6 @@ class Dtype(Names):
 # optimizer=momentum with optimizer.momentum left at 0: the heavy-ball coefficient it uses.
 DEFAULT_MOMENTUM = 0.9
 WARMUP_SHARE = 0.1  # warmup_cosine: the share of the epochs whose lr ramps up linearly
-
-
-class ConfigError(ValueError):
-    """A config value that composes but is not allowed. The message is one line:
-    ``key=value: what is allowed``."""
 
 
 @dataclass
@@ -165,6 +162,8 @@ SCHEMAS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optimizer
 
 def register_configs() -> None:
     """Register the schemas so each group's YAML files extend (and are checked against) them."""
+    from hydra.core.config_store import ConfigStore  # Hydra itself: not for `sweeps-analyze`
+
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     # At the top level, not in their groups: `sweeps --help` lists a group's options, and a

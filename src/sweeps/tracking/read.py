@@ -1,6 +1,7 @@
 """Reading runs back: the children of a sweep, the finished configs to resume, stale runs to
-repair, whole experiments and metric histories for the analysis; tags written afterwards.
-Through MLflow's search API, or in bulk on a database store of a tested schema."""
+repair, whole experiments and metric histories for the analysis; what the analysis writes
+afterwards (tags, a run to hold its files, the files). Through MLflow's public API, or in bulk
+(``sweeps.tracking.bulk``, MLflow not imported) on a local SQLite store of a tested schema."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from sweeps.tracking import bulk
-from sweeps.tracking.runs import SERVER_CONCURRENCY
+from sweeps.tracking.runs import SERVER_CONCURRENCY, end_parent, start_parent
 from sweeps.tracking.server import histories_bulk, unreachable
 from sweeps.tracking.store import (
     MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VALUE, TAG_ERROR, TAG_HASH, TAG_HOST, TAG_PARENT, TAG_PID,
@@ -58,8 +59,8 @@ def finished_configs(uri: str, exp_id: str) -> dict[str, dict[str, Any]]:
 
 
 def children(uri: str, exp_id: str, parent_id: str) -> list[ChildRow]:
-    """All child runs of a parent: one query on a database store (MLflow's search loads every
-    param and tag of every run, one request per run), else one search call per page of 1000."""
+    """All child runs of a parent: one query in bulk (MLflow's search loads every param and tag
+    of every run, one request per run), else one search call per page of 1000."""
     store = bulk.store_for(uri)
     if store is not None:
         return bulk.children(store, exp_id, parent_id)
@@ -87,6 +88,9 @@ def children(uri: str, exp_id: str, parent_id: str) -> list[ChildRow]:
 def find_experiment(uri: str, name: Optional[str]) -> Optional[tuple[str, str]]:
     """(id, name) of experiment ``name``; with no name, of the experiment holding the most
     recently started sweep (parent run). None when there is none."""
+    store = bulk.store_for(uri)
+    if store is not None:
+        return bulk.find_experiment(store, name)
     c = client(uri)
     if name:
         exp = c.get_experiment_by_name(name)
@@ -106,8 +110,8 @@ def find_experiment(uri: str, name: Optional[str]) -> Optional[tuple[str, str]]:
 
 def search_all(uri: str, exp_id: str, filter_string: str = "", status: Optional[str] = None) -> list[Any]:
     """Every active run of an experiment (with ``status``, only those): MLflow's Run objects
-    through its search, following pages of 1000; without a filter string on a database store,
-    the same contents read in bulk (MLflow's search builds every run's entities)."""
+    through its search, following pages of 1000; without a filter string, in bulk where it may
+    (the same contents, Run-shaped: MLflow's search builds every run's entities)."""
     store = bulk.store_for(uri) if not filter_string else None
     if store is not None:
         return bulk.runs(store, exp_id, status)
@@ -127,7 +131,7 @@ def search_all(uri: str, exp_id: str, filter_string: str = "", status: Optional[
 
 def histories(uri: str, run_ids: list[str], keys: Iterable[str]) -> dict[tuple[str, str], list[tuple[int, float]]]:
     """Per-(run, key) metric histories as sorted (step, value) lists, the last value logged per
-    step: in bulk on a database store, else through the client's reads."""
+    step: in bulk where it may, else through the client's reads."""
     keys = list(keys)
     store = bulk.store_for(uri)
     if store is not None:
@@ -176,11 +180,13 @@ def _from_server_in_bulk(c: Any, run_ids: list[str], keys: list[str]) -> Optiona
 
 
 def set_tags(uri: str, tags_by_run: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write tags to many runs: one transaction on a database store, else a log_batch per run."""
+    """Write tags to many runs: one transaction in bulk, else a log_batch per run."""
     cleaned = {run_id: {k: clean(v, MAX_TAG_VALUE) for k, v in tags.items()}
-               for run_id, tags in tags_by_run.items()}
+               for run_id, tags in tags_by_run.items() if tags}
+    if not cleaned:
+        return
     store = bulk.store_for(uri)
-    if store is not None and cleaned:
+    if store is not None:
         bulk.set_tags(store, cleaned)
         return
     from mlflow.entities import RunTag
@@ -192,5 +198,36 @@ def set_tags(uri: str, tags_by_run: Mapping[str, Mapping[str, Any]]) -> None:
 
 
 def log_dir(uri: str, run_id: str, local_dir: Path, artifact_path: Optional[str] = None) -> None:
-    """Upload a folder's files as artifacts of a run."""
+    """Upload a folder's files as artifacts of a run (in bulk: copied into its local folder)."""
+    store = bulk.store_for(uri)
+    if store is not None and bulk.log_dir(store, run_id, Path(local_dir), artifact_path):
+        return
     client(uri).log_artifacts(run_id, str(local_dir), artifact_path)
+
+
+def runs_tagged(uri: str, exp_id: str, key: str, value: str) -> list[Any]:
+    """The active runs of an experiment whose tag ``key`` is ``value`` (Run-shaped), latest first."""
+    store = bulk.store_for(uri)
+    if store is not None:
+        return bulk.runs(store, exp_id, tag=(key, value))
+    return search_all(uri, exp_id, f"tags.`{key}` = '{value}'")
+
+
+def run_of(uri: str, exp_id: str, run_id: str) -> Optional[Any]:
+    """One active run of an experiment (Run-shaped), or None."""
+    store = bulk.store_for(uri)
+    found = (bulk.runs(store, exp_id, run_ids=[run_id]) if store is not None
+             else search_all(uri, exp_id, f"attributes.run_id = '{run_id}'"))
+    return found[0] if found else None
+
+
+def finished_run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any]) -> str:
+    """A new FINISHED run named ``name`` holding only ``tags`` (and this host and process, as a
+    sweep's parent run): e.g. one to hold an analysis's files. Returns its id."""
+    tags = {k: str(v) for k, v in tags.items()}
+    store = bulk.store_for(uri)
+    if store is not None:
+        return bulk.finished_run(store, exp_id, name, tags)
+    run_id = start_parent(uri, exp_id, name, tags)
+    end_parent(uri, run_id, "FINISHED")
+    return run_id

@@ -1,6 +1,7 @@
 """Writing runs: a RunLog queues a run's params, tags, metrics and texts and writes them through
-MLflow's public API (the reference path, and the only one for a tracking server), or on a
-database store of a tested schema in one transaction (``sweeps.tracking.bulk``)."""
+MLflow's public API (the reference path, and the only one for a tracking server or another
+database), or on a local SQLite store of a tested schema in one transaction
+(``sweeps.tracking.bulk``)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ class RunLog:
     """A run being written. Metrics, params, tags and small text artifacts queue up and reach
     the store together.
 
-    On a database store the run is created lazily: by its first ``flush`` (a long run's live
-    progress) or by ``finish``, which then writes the whole run - row, params, tags, metrics,
-    texts and final status - in one transaction (``finish_many`` does it for many runs at
+    In bulk (a local SQLite store) the run is created lazily: by its first ``flush`` (a long
+    run's live progress) or by ``finish``, which then writes the whole run - row, params, tags,
+    metrics, texts and final status - in one transaction (``finish_many`` does it for many runs at
     once). A loop that ends before ``tracking.flush_every_s`` so costs one transaction instead
     of a dozen API calls. On a tracking server the run is created at once (or, opened ``lazy``,
     by ``finish_many``, which sends many runs' requests side by side) and ``flush`` sends
@@ -52,7 +53,7 @@ class RunLog:
     def open(cls, uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
              start_time: Optional[int] = None, lazy: bool = False) -> "RunLog":
         """A new run named ``name`` (started at ``start_time``, ms since the epoch, or now):
-        created now through MLflow's API (``lazy``: by ``finish_many``), or on a database store
+        created now through MLflow's API (``lazy``: by ``finish_many``), or in bulk
         by its first flush or its finish."""
         name = scrub(name)
         cleaned = {k: clean(v, MAX_TAG_VALUE) for k, v in tags.items()}
@@ -130,7 +131,7 @@ class RunLog:
 
 def finish_many(uri: str, logs: Sequence[RunLog], status: str) -> None:
     """Write the pending contents of many runs and give them ``status``. Runs not yet created
-    are written in one transaction on a database store (chunk the list to bound memory);
+    are written in one transaction in bulk (chunk the list to bound memory);
     the others through MLflow's API."""
     store = bulk.store_for(uri)
     new = [rl for rl in logs if not rl.created] if store is not None else []

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Optional
 from urllib.parse import urlsplit
 
 from sweeps import stopping
-from sweeps.config import ConfigError
+from sweeps.config_error import ConfigError
 from sweeps.secrets import remember, scrub
 from sweeps.tracking import seed
 from sweeps.tracking.server import HTTP_DEFAULTS
@@ -199,13 +199,20 @@ def artifact_location(uri: str, exp_id: str) -> str:
 
 def local_artifacts(uri: str, exp_id: str, run_id: str) -> Optional[Path]:
     """The run's artifact folder when the experiment keeps artifacts on this file system."""
-    location = artifact_location(uri, exp_id) if exp_id else ""
-    scheme = urlsplit(location).scheme
-    if not location or scheme not in ("", "file"):  # mlflow-artifacts:/, s3://, ... go through MLflow
-        return None
-    from mlflow.utils.file_utils import local_file_uri_to_path
+    folder = local_folder(artifact_location(uri, exp_id)) if exp_id else None
+    return folder / run_id / "artifacts" if folder is not None else None
 
-    return Path(local_file_uri_to_path(location)) / run_id / "artifacts"
+
+def local_folder(location: str) -> Optional[Path]:
+    """The folder of a ``file:`` URI or a plain path, as MLflow reads one
+    (mlflow.utils.file_utils.local_file_uri_to_path); None for any other scheme (mlflow-artifacts:/,
+    s3://, ...: those go through MLflow)."""
+    from urllib.request import url2pathname
+
+    parts = urlsplit(location)
+    if not location or parts.scheme not in ("", "file"):
+        return None
+    return Path(url2pathname(parts.path if parts.scheme == "file" else location))
 
 
 def write_texts(uri: str, exp_id: str, run_id: str, texts: Mapping[str, str], remote_ok: bool) -> bool:

@@ -120,7 +120,7 @@ def time_own(runs: int, repeat: int) -> list[float]:
             t = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True, cwd=tmp)
             times.append(time.perf_counter() - t)
-        if not list(root.glob("*/analysis/fitted_line.gif")):
+        if not list(root.glob("*/analysis/fitted_line.png")):
             raise SystemExit("sweeps-analyze drew no fitted line")
     return times
 

@@ -27,7 +27,8 @@ def swept(tmp_path_factory):
 
 def test_analyze_labels_tags_and_plots(swept):
     tmp, out, uri = swept
-    proc = run_cli(["--tracking-uri", uri, "--relabel", "--output-root", str(out)], tmp, module="sweeps.analyze")
+    proc = run_cli(["--tracking-uri", uri, "--relabel", "--output-root", str(out), "--gif"], tmp,
+                   module="sweeps.analyze")
     assert "experiment 'mini': 16 runs labelled" in proc.stdout
     c = MlflowClient(uri)
     exp = c.get_experiment_by_name("mini")
@@ -164,3 +165,18 @@ def test_verify_fixes_second_round(swept):
     assert f"{healed1:>4}/{len(first):<4} became healthy in round 1" in proc.stdout
     if second:
         assert f"{healed1 + healed2:>4}/{len(first):<4} after round 2" in proc.stdout
+
+
+def test_the_gif_is_drawn_for_the_worked_example_or_when_asked(swept, tmp_path):
+    """The fitted line's animation costs ~1 s: sweeps-analyze draws it for the explainer's
+    worked example (SGD at lr 0.03) or with --gif, else only its picture."""
+    tmp, out, uri = swept  # lr 0.1 and 1.5: not the worked example
+    run_cli(["--tracking-uri", uri, "--relabel", "--output-root", str(tmp_path / "a")], tmp,
+            module="sweeps.analyze")
+    analysis = tmp_path / "a" / "mini" / "analysis"
+    assert (analysis / "fitted_line.png").is_file() and not (analysis / "fitted_line.gif").exists()
+    single = tmp_path / "single"
+    run_cli([f"paths.output_dir={single}"], tmp_path)  # the default run: SGD at lr 0.03
+    run_cli(["--output-root", str(single), "--experiment", "adhoc"], tmp_path, module="sweeps.analyze")
+    with Image.open(single / "adhoc" / "analysis" / "fitted_line.gif") as gif:
+        assert gif.format == "GIF" and gif.n_frames > 1

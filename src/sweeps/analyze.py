@@ -117,10 +117,12 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
 
 
 def write_outputs(a: Analysis, uri: str, plots: bool = True, run: Optional[str] = None,
-                  parent_id: Optional[str] = None, gif: bool = True, drawer: Any = None) -> list[Path]:
+                  parent_id: Optional[str] = None, gif: Optional[bool] = None,
+                  drawer: Any = None) -> list[Path]:
     """CSV and plots into ``a.output_dir``; logged as artifacts of the sweep's parent run
-    (``parent_id``, else the experiment's latest). ``gif``: animate the fitted line too;
-    ``drawer``: a warm plot process (sweeps.plots.background) to draw the figures in."""
+    (``parent_id``, else the experiment's latest). ``gif``: animate the fitted line too (None:
+    only when its run is the explainer's worked example); ``drawer``: a warm plot process
+    (sweeps.plots.background) to draw the figures in."""
     a.output_dir.mkdir(parents=True, exist_ok=True)
     cols = ["run_id", "name", "status", "model", "optimizer", "lr", "noise", "zero_grad", "symptom",
             "fix", "final_train_loss", "final_val_loss", "epochs_run"]
@@ -143,18 +145,26 @@ def _holder_words(uri: str, a: Analysis, run_id: str) -> str:
     return f"{what} '{name}' ({run_id})" if name else f"{what} {run_id}"
 
 
-def _plots(a: Analysis, uri: str, chosen: Optional[str], gif: bool = True,
+def _plots(a: Analysis, uri: str, chosen: Optional[str], gif: Optional[bool] = None,
            drawer: Any = None) -> list[Path]:
     """Every figure, the fitted line's too, drawn by the warm plot process when there is one
     (this process then never loads matplotlib), else here, several at a time."""
     pick = _pick_line_run(a.runs, chosen)
     line = _line_arrays(uri, pick) if pick is not None else None
+    if gif is None:  # the animation (~1 s to draw) is the explainer's: its worked example only
+        gif = pick is not None and _worked_example(pick)
     if drawer is None:
         from sweeps.plots.batch import write_figures  # several processes at once
 
         return write_figures(a.runs, a.histories, a.output_dir, line=line, gif=gif)
     drawer.send_figures(a.runs, a.histories, a.output_dir, line, gif)  # matplotlib is there
     return drawer.files()
+
+
+def _worked_example(run: pd.Series) -> bool:
+    """The explainer's worked example: a linear model under SGD at lr 0.03."""
+    lr = run["lr"]
+    return run["optimizer"] == "sgd" and isinstance(lr, (int, float)) and abs(lr - 0.03) < 1e-9
 
 
 def _pick_line_run(runs: pd.DataFrame, chosen: Optional[str]) -> Optional[pd.Series]:
@@ -225,6 +235,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--relabel", action="store_true", help="label every run again, not only unlabelled ones")
     p.add_argument("--no-plots", action="store_true", help="write the CSV and tags only")
     p.add_argument("--run", help="run id or name for the fitted-line picture")
+    p.add_argument("--gif", action="store_true", help="also animate the fitted line (drawn by "
+                   "default only for the explainer's worked example: SGD at lr 0.03)")
     p.add_argument("--show", type=int, default=30, help="runs to list on the console")
     p.add_argument("--verify-fixes", action="store_true",
                    help="re-run every unhealthy run with its prescribed fix (all its overrides) and "
@@ -253,7 +265,8 @@ def main(argv: Optional[list[str]] = None) -> None:
 
             drawer = background.start_figures()
         a = analyse(uri, args.experiment, args.train_metric, args.val_metric, args.relabel, args.output_root)
-        files = write_outputs(a, uri, plots=not args.no_plots, run=args.run, drawer=drawer)
+        files = write_outputs(a, uri, plots=not args.no_plots, run=args.run,
+                              gif=True if args.gif else None, drawer=drawer)
         print(report(a, args.show))
         print(f"\nwrote {len(files)} files to {a.output_dir} in {time.perf_counter() - start:.1f} s "
               f"(also artifacts of {a.holder})")

@@ -125,6 +125,13 @@ def time_own(runs: int, repeat: int) -> list[float]:
     return times
 
 
+def _report(what: str, times: list[float]) -> None:
+    med = statistics.median(times)
+    print(f"sweeps-analyze on {what} (whole command, plots included): "
+          f"{', '.join(f'{t:.2f}' for t in times)} s, median {med:.2f} s; "
+          f"target < 3 s: {'met' if med < 3 else 'NOT met'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=1000, help="runs of the big experiment (0: skip it)")
@@ -159,17 +166,9 @@ def main() -> None:
             print(f"median {med:.2f} s for {args.runs} runs ({1000 * med / args.runs:.1f} ms/run); "
                   f"target < 10 s: {'met' if med < 10 else 'NOT met'}")
     if args.small:
-        small = time_small(args.small, args.repeat)
-        med = statistics.median(small)
-        print(f"sweeps-analyze on a foreign experiment of {args.small} runs (whole command, plots "
-              f"included): {', '.join(f'{t:.2f}' for t in small)} s, median {med:.2f} s; "
-              f"target < 3 s: {'met' if med < 3 else 'NOT met'}")
+        _report(f"a foreign experiment of {args.small} runs", time_small(args.small, args.repeat))
     if args.own:
-        own = time_own(args.own, args.repeat)
-        med = statistics.median(own)
-        print(f"sweeps-analyze on a sweep's own store of {args.own} runs (whole command, plots "
-              f"included): {', '.join(f'{t:.2f}' for t in own)} s, median {med:.2f} s; "
-              f"target < 3 s: {'met' if med < 3 else 'NOT met'}")
+        _report(f"a sweep's own store of {args.own} runs", time_own(args.own, args.repeat))
     sys.exit(0)
 
 

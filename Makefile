@@ -32,7 +32,7 @@ test-fast: setup
 # The README's pictures, regenerated from the current code by the diagnostic sweep.
 docs: setup
 	rm -rf outputs/docs
-	$(BIN)/sweeps sweep=diagnostic paths.output_dir=outputs/docs
+	$(BIN)/sweeps sweep=diagnostic paths.output_dir=outputs/docs sweep.wait_for_plots=true
 	for f in symptom_map_linear.png symptom_map_poly.png loss_curves_linear.png loss_curves_poly.png \
 	         overfitting.png; do cp outputs/docs/diagnostic/analysis/$$f docs/$$f; done
 	$(BIN)/sweeps paths.output_dir=outputs/docs    # the worked example, for the fitted-line picture

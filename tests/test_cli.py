@@ -24,7 +24,7 @@ def _runs(uri: str, experiment: str):
 
 
 def test_multirun_records_one_child_per_grid_point(cli):
-    proc = cli(*GRID, "sweep.plots=true")
+    proc = cli(*GRID, "sweep.plots=true", "sweep.wait_for_plots=true")
     c, runs = _runs(cli.uri, "adhoc")
     parents = [r for r in runs if r.data.tags.get("sweeps.role") == "parent"]
     kids = [r for r in runs if r.data.tags.get("sweeps.role") == "child"]

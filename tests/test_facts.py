@@ -69,7 +69,8 @@ DEFAULT_PARAMS = {
     "optimizer.beta1": "0.9", "optimizer.beta2": "0.999", "optimizer.eps": "1e-08",
     "optimizer.lr": "0.03", "optimizer.momentum": "0.0", "optimizer.name": "sgd",
     "optimizer.weight_decay": "0.0", "paths.output_dir": "outputs", "sweep.name": "adhoc",
-    "sweep.plots": "True", "sweep.resume": "True", "tracking.enabled": "True",
+    "sweep.plots": "True", "sweep.resume": "True", "sweep.wait_for_plots": "False",
+    "tracking.enabled": "True",
     "tracking.experiment": "None", "tracking.flush_every_s": "5.0", "train.clip_grad_norm": "None",
     "train.device": "auto", "train.dtype": "float32", "train.early_stop": "False",
     "train.epochs": "200", "train.lr_gamma": "0.1", "train.lr_schedule": "constant",
@@ -127,6 +128,7 @@ sweep:
   name: adhoc
   resume: true
   plots: true
+  wait_for_plots: false
 """
 
 

@@ -20,6 +20,7 @@ from sweeps import secrets, tracking
 from sweeps.config_error import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
 from sweeps.foreign import KEYS_TAG, label_tags
+from sweeps.plots.background import holding
 from sweeps.summary import where_to_browse
 
 if TYPE_CHECKING:  # pandas loads with the first frame (not for --help or a bad argument)
@@ -265,8 +266,9 @@ def main(argv: Optional[list[str]] = None) -> None:
 
             drawer = background.start_figures()
         a = analyse(uri, args.experiment, args.train_metric, args.val_metric, args.relabel, args.output_root)
-        files = write_outputs(a, uri, plots=not args.no_plots, run=args.run,
-                              gif=True if args.gif else None, drawer=drawer)
+        with holding(a.output_dir, say=lambda words: print(words, flush=True)):  # a sweep's plots first
+            files = write_outputs(a, uri, plots=not args.no_plots, run=args.run,
+                                  gif=True if args.gif else None, drawer=drawer)
         print(report(a, args.show))
         print(f"\nwrote {len(files)} files to {a.output_dir} in {time.perf_counter() - start:.1f} s "
               f"(also artifacts of {a.holder})")

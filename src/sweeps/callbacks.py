@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from sweeps import stopping, tracking
+from sweeps import later, stopping, tracking
 from sweeps.app import PARENT_FILE, store_location
 from sweeps.checks import check_value, validate
 from sweeps.config import ConfigError
@@ -43,7 +43,8 @@ class OpenSweep:
     progress: Optional[Progress] = None
     output_dir: str = "outputs"
     plots: bool = True
-    drawer: Any = None  # the warm plot process (sweeps.plots.background), when plots are on
+    wait_for_plots: bool = False
+    drawer: Any = None  # the warm plot process (sweeps.later), when plots are on
 
 
 # Sweeps opened by this process, in order. Only the CLI process's callbacks touch it.
@@ -141,12 +142,11 @@ class SweepCallback(Callback):
              "sweeps.sweep": config.sweep.name, "sweeps.overrides": overrides},
         )
         sweep = OpenSweep(uri, experiment, exp_id, parent, str(sweep_dir),
-                          output_dir=str(config.paths.output_dir), plots=bool(config.sweep.plots))
+                          output_dir=str(config.paths.output_dir), plots=bool(config.sweep.plots),
+                          wait_for_plots=bool(config.sweep.wait_for_plots))
         _OPEN.append(sweep)
         if sweep.plots:  # matplotlib loads there while the jobs run; it draws at the end
-            from sweeps.plots import background
-
-            sweep.drawer = background.start_figures()
+            sweep.drawer = later.start()
         marker = sweep_dir / PARENT_FILE
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"run_id": parent, "experiment_id": exp_id, "done": done,
@@ -222,45 +222,34 @@ def _finish(sweep: OpenSweep, error: Optional[BaseException]) -> Optional[SweepR
         return None
     else:
         status = "FINISHED" if result.ok and error is None else "FAILED"
-    plots = _plots(sweep) if sweep.plots and rows and not interrupted else None
-    text = summary_text(sweep, result, time.perf_counter() - sweep.started, plots)
+    draw = sweep.plots and rows and not interrupted
+    elapsed = time.perf_counter() - sweep.started
+    text = summary_text(sweep, result, elapsed)
     if interrupted:
         text += ("\n  interrupted: run the same command again to resume; "
                  "finished runs are skipped, killed and failed ones run again")
-    images = sorted(Path(plots).glob("*.png")) if plots else []
-    _log_results(sweep, result, images)
+    note = (text, result.by_symptom, result.examples, result.best, result.errors)
+    metrics = parent_metrics(result.by_symptom, result.failed, result.best_val_loss)
+    _log_results(sweep, metrics)
     tracking.end_parent(
         sweep.uri, sweep.parent_id, status,
         tags={"sweeps.runs": result.total, "sweeps.failed": result.failed,
               **{f"sweeps.symptom.{k}": v for k, v in result.by_symptom.items()},
-              tracking.TAG_NOTE: parent_note(text, result.by_symptom, result.examples, result.best,
-                                             result.errors, [p.name for p in images])},
+              tracking.TAG_NOTE: parent_note(*note, [])},
         texts={"summary.txt": text},
     )
+    if draw:  # the plots name themselves in the parent's description once they are logged
+        drawer, sweep.drawer = sweep.drawer, None
+        where = later.finish(drawer, later.Job(sweep.uri, sweep.experiment, sweep.output_dir,
+                                               sweep.parent_id, note), sweep.wait_for_plots)
+        text = summary_text(sweep, result, elapsed, where)
     print(text, flush=True)
     return result
 
 
-def _plots(sweep: OpenSweep) -> Optional[str]:
-    """Label-comparison plots of the experiment into <output_dir>/<experiment>/analysis, logged
-    on this sweep's parent run. A plotting problem is reported, never fatal to the sweep."""
-    from sweeps import analyze
-
+def _log_results(sweep: OpenSweep, metrics: dict) -> None:
+    """The parent run's metrics, for the chart view; a problem is only reported."""
     try:
-        a = analyze.analyse(sweep.uri, sweep.experiment, output_root=sweep.output_dir)
-        drawer, sweep.drawer = sweep.drawer, None
-        analyze.write_outputs(a, sweep.uri, plots=True, parent_id=sweep.parent_id, gif=False,
-                              drawer=drawer)
-        return str(a.output_dir.resolve())
+        tracking.log_results(sweep.uri, sweep.parent_id, metrics)
     except Exception as err:  # noqa: BLE001
-        log.warning("could not draw the plots: %s", err)
-        return None
-
-
-def _log_results(sweep: OpenSweep, result: SweepResult, images: list[Path]) -> None:
-    """The parent run's metrics and plots as images, for the UI; a problem is only reported."""
-    try:
-        tracking.log_results(sweep.uri, sweep.parent_id,
-                             parent_metrics(result.by_symptom, result.failed, result.best_val_loss), images)
-    except Exception as err:  # noqa: BLE001
-        log.warning("could not log the sweep's metrics and images on its parent run: %s", err)
+        log.warning("could not log the sweep's metrics on its parent run: %s", err)

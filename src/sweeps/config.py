@@ -137,6 +137,8 @@ class SweepConfig:
     name: str = "adhoc"  # sweep preset name; also the default MLflow experiment
     resume: bool = True  # skip grid points that already have a FINISHED run in the experiment
     plots: bool = True  # at the end, draw the comparison plots and log them on the parent run
+    wait_for_plots: bool = False  # the command returns once they are written (default: a helper
+    # process finishes them in the background; a re-run or sweeps-analyze waits for it)
 
 
 @dataclass

@@ -73,7 +73,7 @@ def summary_text(sweep: Any, result: SweepResult, seconds: float, plots: Optiona
         lines.append(f"  best healthy run: {result.best}")
     lines += [f"  failed: {e}" for e in result.errors]
     if plots:
-        lines.append(f"  plots: {plots} (also artifacts of the sweep's parent run)")
+        lines.append(f"  plots: {plots}")
     lines += where_to_browse(sweep.uri, sweep.experiment, sweep.experiment_id)
     return "\n".join(lines)
 

@@ -7,23 +7,58 @@ the command waits for it, so it returns with every plot written. Client side: st
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import pickle
 import subprocess
 import sys
-from typing import Any, Optional
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
 
 log = logging.getLogger(__name__)
+TOOK = b"took the job\n"  # a helper's line after ``hand_over``: the command may go
+WAITING = b"waiting: "  # one before it, when another process holds the plots lock
+LOCK_NAME = ".plots.lock"  # beside an experiment's analysis/ folder: one writer at a time
+
+
+def lock_file(analysis_dir: Any) -> Path:
+    """The lock of an analysis folder (outside it: the folder is uploaded as it is)."""
+    return Path(analysis_dir).parent / LOCK_NAME
+
+
+@contextmanager
+def holding(analysis_dir: Any, say: Optional[Callable[[str], None]] = None) -> Iterator[None]:
+    """Hold the analysis folder's lock (one writer at a time: a sweep's plots finished in the
+    background, ``sweeps-analyze``, a re-run); ``say`` is told once if another holds it."""
+    path = lock_file(analysis_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if say is not None:
+                say(f"waiting for the plots still being written in {analysis_dir}")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def wait_for_plots(analysis_dir: Any) -> None:
+    """Return once no process is writing that analysis folder (a sweep's plots finished in
+    the background are then written and logged)."""
+    with holding(analysis_dir):
+        pass
 
 
 class Drawer:
-    """A warm helper process (``python -m sweeps.plots.background``); one job, then it ends."""
+    """A warm helper process (``python -m MODULE``, this one by default); one job, then it ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, module: str = "sweeps.plots.background") -> None:
         # A session of its own: Ctrl-C at the terminal stops the command, which closes the pipe;
-        # the helper ends when its stdin does (also when the command is killed outright).
+        # the helper ends when its stdin does (also when the command is killed outright), and
+        # outlives the command once it has its job (sweeps.later finishes a sweep's plots).
         self.proc: Optional[subprocess.Popen] = subprocess.Popen(
-            [sys.executable, "-m", "sweeps.plots.background"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", module], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
         self._job: tuple = ()
 
@@ -54,6 +89,31 @@ class Drawer:
             raise RuntimeError(reply.get("error") or f"the plot process ended ({proc.returncode})")
         return reply["result"]
 
+    def hand_over(self, job: tuple, say: Optional[Callable[[str], None]] = None) -> bool:
+        """Give the helper its job and wait for it to take it (it then holds the plots lock);
+        afterwards it goes on alone. ``say`` is told if it waits for another writer's lock.
+        False: the helper is gone (the caller does the job)."""
+        self._submit(job)
+        proc = self.proc
+        took = False
+        try:
+            while proc is not None and not took:
+                line = proc.stdout.readline()
+                if line.startswith(WAITING) and say is not None:
+                    say(line[len(WAITING):].decode(errors="replace").strip())
+                took = line == TOOK
+                if not line or not (took or line.startswith(WAITING)):
+                    break
+        except OSError:
+            took = False
+        if not took:
+            self.close()
+        return took
+
+    def wait(self) -> Any:
+        """After ``hand_over``: wait for the job to be done; its answer (RuntimeError: failed)."""
+        return self._answer()
+
     def send_figures(self, runs: Any, histories: Any, out_dir: Any, line: Optional[dict] = None,
                      gif: bool = False) -> None:
         """Hand over frames (and the fitted line's arrays) to draw with
@@ -70,6 +130,13 @@ class Drawer:
 
             runs, histories, out_dir, line, gif = self._job
             return write_figures(runs, histories, out_dir, line=line, gif=gif)
+
+    def let_go(self) -> None:
+        """After ``hand_over``: leave the helper to finish alone (it outlives this process)."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.stdout.close()
+            proc.returncode = 0  # not ours to reap: Popen must not warn it is still running
 
     def close(self) -> None:
         """Stop the helper without a job (an interrupted or failed sweep): it has only loaded

@@ -14,12 +14,12 @@ from sweeps.secrets import scrub
 from sweeps.tracking.read import (
     children, find_experiment, finished_configs, finished_run, histories, log_dir, repair_stale,
     run_of, runs_tagged, search_all, set_tags)
-from sweeps.tracking.runs import RunLog, end_parent, finish_many, params_for, run, start_parent
+from sweeps.tracking.runs import (
+    RunLog, end_parent, experiment_id, finish_many, params_for, run, set_status, start_parent)
 from sweeps.tracking.store import (
     MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VALUE, PRIVATE_KEYS,
     TAG_ERROR, TAG_HASH, TAG_HOST, TAG_NOTE, TAG_PARENT, TAG_PID, TAG_ROLE, TAG_SWEEP_DIR, ChildRow,
-    check_writable, client, default_uri, delete_run, experiment_id, local_store_path, resolve_uri,
-    seed_sqlite, set_status)
+    check_writable, client, default_uri, delete_run, local_store_path, resolve_uri, seed_sqlite)
 from sweeps.tracking.server import StoreUnreachable, store_unreachable, unreachable
 from sweeps.tracking.ui import TAG_NOTE_SHA, UI_PORT, describe_experiment, log_results, runs_url
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from sweeps.tracking import bulk
-from sweeps.tracking.runs import SERVER_CONCURRENCY, end_parent, start_parent
+from sweeps.tracking.runs import SERVER_CONCURRENCY, end_parent, set_status, start_parent
 from sweeps.tracking.server import histories_bulk, unreachable
 from sweeps.tracking.store import (
     MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VALUE, TAG_ERROR, TAG_HASH, TAG_HOST, TAG_PARENT, TAG_PID,
-    TAG_ROLE, ChildRow, chunks, clean, client, set_status)
+    TAG_ROLE, ChildRow, chunks, clean, client)
 
 log = logging.getLogger(__name__)
 

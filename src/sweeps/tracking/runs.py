@@ -10,6 +10,7 @@ import socket
 import traceback
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
@@ -18,7 +19,8 @@ from sweeps.secrets import scrub
 from sweeps.tracking import bulk
 from sweeps.tracking.store import (
     MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VALUE, PRIVATE_KEYS,
-    TAG_ERROR, TAG_HOST, TAG_PID, clean, client, clock, metric_value, now_ms, set_status, write_texts)
+    TAG_ERROR, TAG_HOST, TAG_PID, clean, client, clock, metric_value, now_ms, plain_experiment_id,
+    plain_set_status, remember_location, seed_sqlite, write_texts)
 from sweeps.tracking.server import StoreUnreachable, store_unreachable, unreachable
 
 
@@ -104,6 +106,13 @@ class RunLog:
         if not self.created and store is not None:
             bulk.write_runs(store, [self], status=None)
             return
+        if store is not None:  # the run exists: one transaction adds to it
+            metrics, params, tags, texts = (self.pending_metrics, self.pending_params,
+                                            self.pending_tags, self.pending_texts)
+            self.pending_metrics, self.pending_params, self.pending_tags, self.pending_texts = {}, {}, {}, {}
+            self.pending_texts = bulk.append(store, self.run_id, metrics, params, tags, texts, clock())
+            if not self.pending_texts:
+                return
         if not self.created:
             self.create()
         from mlflow.entities import Metric, Param, RunTag
@@ -217,8 +226,35 @@ def run(uri: str, exp_id: str, name: str, tags: Mapping[str, Any],
                 rl.finish(status)
 
 
+def experiment_id(uri: str, name: str, artifact_root: Optional[str] = None) -> str:
+    """Get or create the experiment ``name``; for a local store its artifacts go under
+    ``artifact_root``. A new local store starts as a copy of an empty one; on a store the bulk
+    path may take, MLflow is not imported."""
+    seed_sqlite(uri)
+    store = bulk.store_for(uri)
+    if store is not None and artifact_root and name and len(name) <= 256 \
+            and "MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH" not in os.environ:
+        location = Path(artifact_root).resolve().as_uri()
+        found = bulk.experiment_id(store, name, location) if len(location) <= 2048 else None
+        if found is not None:  # (None: a deleted one of that name, which MLflow restores)
+            remember_location(uri, found, bulk.locations(store, {found})[found])
+            return found
+    return plain_experiment_id(uri, name, artifact_root)
+
+
+def set_status(uri: str, run_id: str, status: str) -> None:
+    """End a run with ``status`` (FINISHED, FAILED, KILLED)."""
+    store = bulk.store_for(uri)
+    if store is None or not bulk.terminate(store, run_id, status):
+        plain_set_status(uri, run_id, status)  # (no such active run: MLflow says so)
+
+
 def start_parent(uri: str, exp_id: str, name: str, tags: Mapping[str, Any]) -> str:
     """Create a sweep's parent run (left RUNNING until ``end_parent``)."""
+    store = bulk.store_for(uri)
+    if store is not None:
+        return bulk.create_run(store, exp_id, name, {k: clean(v, MAX_TAG_VALUE) for k, v in tags.items()},
+                               "RUNNING")
     tags = {TAG_HOST: socket.gethostname(), TAG_PID: os.getpid(), **tags}
     return client(uri).create_run(exp_id, tags={k: str(v) for k, v in tags.items()}, run_name=name).info.run_id
 

@@ -24,10 +24,10 @@ def seed_file(path: Path) -> bool:
     import sqlite3
     import subprocess
 
-    import mlflow
+    from importlib.metadata import version
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sweeps"
-    template = cache / f"mlflow-{mlflow.__version__}-empty.db"
+    template = cache / f"mlflow-{version('mlflow')}-empty.db"
     try:
         if not template.is_file():
             cache.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,10 @@ def _make_empty_store(path: Path) -> None:
 
 
 def _default_location() -> str:
-    """Where MLflow points the Default experiment of a store it creates from this process."""
+    """Where MLflow points the Default experiment of a store it creates from this process
+    (./mlruns/0 from here unless a server's artifact root is set: MLflow not imported then)."""
+    if "_MLFLOW_SERVER_ARTIFACT_ROOT" not in os.environ:
+        return Path.cwd().joinpath("mlruns").as_posix() + "/0"
     from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
     from mlflow.tracking._tracking_service.utils import _SERVER_ARTIFACT_ROOT_ENV_VAR
     from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local

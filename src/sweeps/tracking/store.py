@@ -146,9 +146,10 @@ def seed_sqlite(uri: str) -> bool:
     return path is not None and seed.seed_file(path)
 
 
-def experiment_id(uri: str, name: str, artifact_root: Optional[str] = None) -> str:
-    """Get or create the experiment ``name``. For a local store its artifacts go under
-    ``artifact_root`` (not MLflow's default ./mlartifacts in whatever directory you stand in)."""
+def plain_experiment_id(uri: str, name: str, artifact_root: Optional[str] = None) -> str:
+    """Get or create the experiment ``name`` through MLflow (``sweeps.tracking.runs.experiment_id``
+    does it in bulk where it may). For a local store its artifacts go under ``artifact_root``
+    (not MLflow's default ./mlartifacts in whatever directory you stand in)."""
     c = client(uri)
     exp = c.get_experiment_by_name(name)
     if exp is not None:
@@ -187,14 +188,23 @@ class ChildRow:
     val_loss: float
 
 
-def set_status(uri: str, run_id: str, status: str) -> None:
+def plain_set_status(uri: str, run_id: str, status: str) -> None:
     """End a run with ``status`` (FINISHED, FAILED, KILLED) through MLflow's API."""
     client(uri).set_terminated(run_id, status=status)
 
 
-@lru_cache(maxsize=64)
+_LOCATIONS: dict[tuple[str, str], str] = {}  # (uri, experiment id) -> its artifact location
+
+
+def remember_location(uri: str, exp_id: str, location: str) -> None:
+    """An experiment's artifact location, as read or written in bulk (MLflow not asked)."""
+    _LOCATIONS[(uri, exp_id)] = location
+
+
 def artifact_location(uri: str, exp_id: str) -> str:
-    return client(uri).get_experiment(exp_id).artifact_location
+    if (uri, exp_id) not in _LOCATIONS:
+        _LOCATIONS[(uri, exp_id)] = client(uri).get_experiment(exp_id).artifact_location
+    return _LOCATIONS[(uri, exp_id)]
 
 
 def local_artifacts(uri: str, exp_id: str, run_id: str) -> Optional[Path]:

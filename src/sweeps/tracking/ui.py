@@ -8,6 +8,7 @@ from typing import Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
 from sweeps.secrets import scrub
+from sweeps.tracking import bulk
 from sweeps.tracking.store import (
     MAX_METRICS_PER_BATCH, MAX_TAG_VALUE, TAG_NOTE, chunks, client, metric_value, now_ms)
 
@@ -40,30 +41,39 @@ def describe_experiment(uri: str, exp_id: str, text: str) -> bool:
     """Set the experiment's description (markdown, shown with the experiment in the UI), unless
     someone wrote their own: a description is replaced only when it is the one this tool wrote
     last. Returns True when it wrote it."""
-    c = client(uri)
-    tags = c.get_experiment(exp_id).tags
+    store = bulk.store_for(uri)
+    tags = bulk.experiment_tags(store, exp_id) if store is not None else client(uri).get_experiment(exp_id).tags
     current = tags.get(TAG_NOTE)
     if current and current != text and tags.get(TAG_NOTE_SHA) != _sha(current):
         return False
-    c.set_experiment_tag(exp_id, TAG_NOTE, scrub(text)[:MAX_TAG_VALUE])
-    c.set_experiment_tag(exp_id, TAG_NOTE_SHA, _sha(scrub(text)[:MAX_TAG_VALUE]))
+    note = scrub(text)[:MAX_TAG_VALUE]
+    if store is not None:
+        bulk.set_experiment_tags(store, exp_id, {TAG_NOTE: note, TAG_NOTE_SHA: _sha(note)})
+        return True
+    c = client(uri)
+    c.set_experiment_tag(exp_id, TAG_NOTE, note)
+    c.set_experiment_tag(exp_id, TAG_NOTE_SHA, _sha(note))
     return True
 
 
 def log_results(uri: str, run_id: str, metrics: Mapping[str, float], images: Iterable[Path] = ()) -> None:
     """Log metrics (at step 0) on a run, and images under their file's stem as the key: the run
     page's "Model metrics" and the experiment's chart view draw both."""
-    from mlflow.entities import Metric
-
-    c = client(uri)
     ts = now_ms()
-    ms = [Metric(k, metric_value(float(v)), ts, 0) for k, v in metrics.items()]
-    for chunk in chunks(ms, MAX_METRICS_PER_BATCH):
-        c.log_batch(run_id, metrics=chunk, synchronous=True)
+    store = bulk.store_for(uri)
+    if store is not None and metrics:
+        bulk.log_metrics(store, run_id, {k: float(v) for k, v in metrics.items()}, ts)
+    elif metrics:
+        from mlflow.entities import Metric
+
+        ms = [Metric(k, metric_value(float(v)), ts, 0) for k, v in metrics.items()]
+        for chunk in chunks(ms, MAX_METRICS_PER_BATCH):
+            client(uri).log_batch(run_id, metrics=chunk, synchronous=True)
     images = list(images)
     if images:
         from PIL import Image
 
+        c = client(uri)
         for path in images:
             with Image.open(path) as im:
                 c.log_image(run_id, im.convert("RGB"), key=Path(path).stem, step=0, synchronous=True)

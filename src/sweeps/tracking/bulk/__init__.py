@@ -7,16 +7,22 @@ the same sweep and analyses both ways and compares every table and artifact.
 
 - ``gate``: when the path may be taken, and the connections (reads; one write transaction);
 - ``reads``: experiments, runs, a sweep's children, metric histories;
-- ``writes``: whole runs, tags, a run that holds files, files copied into a run's artifacts.
+- ``writes``: whole runs, tags, a run that holds files, files copied into a run's artifacts;
+- ``sweep``: around a sweep's runs: its experiment, its parent run, a run's end, one step's
+  metrics, the experiment's tags (a sweep into such a store never imports MLflow).
 """
 
 from sweeps.tracking.bulk.gate import TESTED_REVISIONS, Store, schema_revision, store_for
 from sweeps.tracking.bulk.reads import Run, children, experiment, find_experiment, histories, runs
+from sweeps.tracking.bulk.sweep import (
+    append, create_run, experiment_id, experiment_tags, finished_run, log_metrics, set_experiment_tags,
+    terminate)
 from sweeps.tracking.bulk.writes import (
-    InactiveExperiment, finished_run, log_dir, run_artifact_uri, set_tags, write_runs)
+    InactiveExperiment, locations, log_dir, run_artifact_uri, set_tags, write_runs)
 
 __all__ = [
-    "TESTED_REVISIONS", "InactiveExperiment", "Run", "Store", "children", "experiment",
+    "TESTED_REVISIONS", "InactiveExperiment", "Run", "Store", "append", "children", "create_run", "experiment",
+    "experiment_id", "experiment_tags", "locations", "log_metrics", "set_experiment_tags", "terminate",
     "find_experiment", "finished_run", "histories", "log_dir", "run_artifact_uri", "runs",
     "schema_revision", "set_tags", "store_for", "write_runs",
 ]

@@ -9,15 +9,13 @@ import math
 import os
 import posixpath
 import shutil
-import socket
-import uuid
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 from urllib.parse import unquote, urlparse, urlunparse
 
 from sweeps.tracking.bulk.gate import ACTIVE, Store, marks, reading, writing
 from sweeps.tracking.store import (
-    TAG_HOST, TAG_PID, clock, local_folder, metric_value, now_ms, write_texts)
+    clock, local_folder, metric_value, now_ms, write_texts)
 
 RUN_NAME, USER = "mlflow.runName", "mlflow.user"  # MLflow's tags (mlflow.utils.mlflow_tags)
 
@@ -41,7 +39,7 @@ def run_artifact_uri(location: str, run_id: str) -> str:
     return prefix + urlunparse(parts._replace(path=posixpath.join(parts.path, sub) if parts.path else sub))
 
 
-def _locations(store: Store, exp_ids: set[str], db: Any = None) -> dict[str, str]:
+def locations(store: Store, exp_ids: set[str], db: Any = None) -> dict[str, str]:
     """Artifact location of each experiment. Raises InactiveExperiment as MLflow's create_run."""
     def read(db: Any) -> dict[str, tuple[str, str]]:
         ids = [int(e) for e in exp_ids]
@@ -75,10 +73,10 @@ def write_runs(store: Store, logs: Sequence[Any], status: Optional[str]) -> None
     (``status`` None: left RUNNING). MLflow's ``log_batch`` builds an ORM object per value,
     which would dominate a sweep of tiny loops (benchmarks/README.md has the figures)."""
     end = now_ms() if status else None
-    locations = _locations(store, {rl.exp_id for rl in logs})
+    where = locations(store, {rl.exp_id for rl in logs})
     runs, tags, params, metrics, latest, remote = [], [], [], [], [], []
     for rl in logs:
-        art = run_artifact_uri(locations[rl.exp_id], rl.run_id)
+        art = run_artifact_uri(where[rl.exp_id], rl.run_id)
         runs.append((rl.run_id, rl.name, rl.pending_tags.get(USER, "unknown"), status or "RUNNING",
                      rl.start_time, (rl.end_time or end) if end else None, ACTIVE, art, int(rl.exp_id)))
         rl.pending_tags.setdefault(RUN_NAME, rl.name)
@@ -99,9 +97,9 @@ def write_runs(store: Store, logs: Sequence[Any], status: Optional[str]) -> None
         if folder is None:
             remote.append(rl)
         else:
-            _write_texts(folder, rl.pending_texts)
+            write_files(folder, rl.pending_texts)
     with writing(store) as db:
-        _locations(store, set(locations), db)  # still active, as MLflow's create_run checks
+        locations(store, set(where), db)  # still active, as MLflow's create_run checks
         _insert_runs(db, runs)
         for table, rows in (("tags", tags), ("params", params)):
             db.executemany(f"insert into {table} (key, value, run_uuid) values (?, ?, ?)", rows)
@@ -118,7 +116,7 @@ def write_runs(store: Store, logs: Sequence[Any], status: Optional[str]) -> None
         write_texts(rl.uri, rl.exp_id, rl.run_id, texts, remote_ok=True)
 
 
-def _write_texts(folder: Path, texts: Mapping[str, str]) -> None:
+def write_files(folder: Path, texts: Mapping[str, str]) -> None:
     for path, text in texts.items():
         out = folder / path
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -132,21 +130,6 @@ def set_tags(store: Store, tags_by_run: Mapping[str, Mapping[str, str]]) -> None
             db.execute(f"delete from tags where run_uuid = ? and key in ({marks(tags)})", [run_id, *tags])
         db.executemany("insert into tags (key, value, run_uuid) values (?, ?, ?)",
                        [(k, v, run_id) for run_id, tags in tags_by_run.items() for k, v in tags.items()])
-
-
-def finished_run(store: Store, exp_id: str, name: str, tags: Mapping[str, str]) -> str:
-    """A new FINISHED run holding only ``tags`` (plus this host and process, as a sweep's parent
-    run has them), as ``create_run`` + ``set_terminated`` leave one. Returns its id."""
-    run_id = uuid.uuid4().hex
-    tags = {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid()), **tags, RUN_NAME: name}
-    with writing(store) as db:
-        location = _locations(store, {exp_id}, db)[exp_id]
-        start = now_ms()
-        _insert_runs(db, [(run_id, name, tags.get(USER, "unknown"), "FINISHED", start, max(now_ms(), start),
-                           ACTIVE, run_artifact_uri(location, run_id), int(exp_id))])
-        db.executemany("insert into tags (key, value, run_uuid) values (?, ?, ?)",
-                       [(k, str(v), run_id) for k, v in tags.items()])
-    return run_id
 
 
 def log_dir(store: Store, run_id: str, local_dir: Path, artifact_path: Optional[str]) -> bool:

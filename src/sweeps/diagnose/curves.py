@@ -43,6 +43,14 @@ def _smooth(a: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+def _centre(i: int, n: int, w: int) -> float:
+    """The epoch _smooth's value at index i describes on a steady slope: the middle of its window
+    of neighbour averages, each half an epoch back (i - 0.5 inside; at the last epoch, where the
+    window is cut short, a whole epoch back)."""
+    h = min(max(w, 1) // 2, n // 8)
+    return max((max(0, i - h) + min(n - 1, i + h)) / 2 - 0.5, 0.0) if i > 0 else 0.0
+
+
 def _clock(cfg: "_Params", n: int) -> Optional[np.ndarray]:
     """The run's time in epochs at its starting lr: entry e is the sum of the lr schedule's
     multipliers of the e steps taken before epoch e's loss (None without a schedule, or with one
@@ -111,7 +119,9 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
         return low, 0.0
     # Each drop over the same length of time: a short run's quarters are whole epochs of
     # unequal lengths (10 epochs: 2, 2, 3, 2), and a straight fall must not read as slowing.
-    times = np.asarray([0] + at, dtype=float) if clock is None else clock[[0] + at]
+    # Each level is read at the epoch it describes (_centre): the last one lags a whole epoch.
+    epochs = np.asarray([0.0] + [_centre(i, n, t.smooth) for i in at])
+    times = epochs if clock is None else np.interp(epochs, np.arange(n), clock)
     spans = np.diff(times)
     if np.any(spans <= 0):
         return low, 0.0

@@ -6,6 +6,10 @@ never from the labeller.
     the curve a whole epoch back (half an epoch back elsewhere), so a last quarter of 2 epochs
     read as 2 was read 25% too slow, and the floor it projects too high (stalled called
     healthy).
+  * A validation loss still climbing when the run stops: its level is read as the benchmark's
+    rules define it, a running median of 5 epochs, not through the train curve's neighbour
+    averages, which lag a rising end by another half epoch (a turn just past the 10% line
+    read just below it, and one just below read above it).
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ SHORT = [
     pytest.param(_minibatch(20, 20, 0.5, 1, 5), 0.003, 10, "stalled", id="10-epochs-stalled"),
     # the same set-up at 3x the lr: removed 0.88 of what 10 T removes
     pytest.param(_minibatch(20, 20, 0.5, 1, 5), 0.01, 20, "healthy", id="20-epochs-healthy"),
+    # val ends 10.0% above its minimum (epoch 8), 54% at 10 T; read through neighbour
+    # averages: 9.6%
+    pytest.param(_minibatch(20, 40, 1.0, 2, 10), 0.01, 30, "overfitting", id="val-turn-at-10pct"),
+    # 10.4% (epoch 5), 32% at 10 T; through neighbour averages 9.7%
+    pytest.param(_minibatch(20, 40, 0.5, 3, 10), 0.03, 20, "overfitting", id="val-turn-short"),
+    # 9.9% at T (so not overfitting, though 10 T takes it to 20%); neighbour averages: 10.5%
+    pytest.param(_minibatch(20, 40, 0.5, 2, 5), 0.03, 15, "healthy", id="val-up-9.9pct"),
 ]
 
 

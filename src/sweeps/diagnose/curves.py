@@ -43,6 +43,21 @@ def _smooth(a: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+def _level(a: np.ndarray, w: int) -> np.ndarray:
+    """Running median of w epochs (centred, shrinking at the ends): a validation curve's level,
+    read as the benchmark's rules read it. Without _smooth's neighbour averages (kept for the
+    train curve's period-2 zig-zag) its last value describes the curve one epoch back, not 1.5:
+    a val loss still climbing when the run stops is read nearer the height it reached."""
+    h, n = max(w, 1) // 2, len(a)
+    if n <= 2 * h:
+        return np.array([np.median(a[max(0, i - h): i + h + 1]) for i in range(n)])
+    out = np.empty(n)
+    out[h:n - h] = np.median(np.lib.stride_tricks.sliding_window_view(a, 2 * h + 1), axis=1)
+    for i in [*range(h), *range(n - h, n)]:
+        out[i] = np.median(a[max(0, i - h): i + h + 1])
+    return out
+
+
 def _centre(i: int, n: int, w: int) -> float:
     """The epoch _smooth's value at index i describes on a steady slope: the middle of its window
     of neighbour averages, each half an epoch back (i - 0.5 inside; at the last epoch, where the

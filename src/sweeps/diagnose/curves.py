@@ -43,6 +43,29 @@ def _smooth(a: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+def _level(a: np.ndarray, w: int) -> np.ndarray:
+    """Running median of w epochs (centred, shrinking at the ends): a validation curve's level,
+    read as the benchmark's rules read it. Without _smooth's neighbour averages (kept for the
+    train curve's period-2 zig-zag) its last value describes the curve one epoch back, not 1.5:
+    a val loss still climbing when the run stops is read nearer the height it reached."""
+    h, n = max(w, 1) // 2, len(a)
+    if n <= 2 * h:
+        return np.array([np.median(a[max(0, i - h): i + h + 1]) for i in range(n)])
+    out = np.empty(n)
+    out[h:n - h] = np.median(np.lib.stride_tricks.sliding_window_view(a, 2 * h + 1), axis=1)
+    for i in [*range(h), *range(n - h, n)]:
+        out[i] = np.median(a[max(0, i - h): i + h + 1])
+    return out
+
+
+def _centre(i: int, n: int, w: int) -> float:
+    """The epoch _smooth's value at index i describes on a steady slope: the middle of its window
+    of neighbour averages, each half an epoch back (i - 0.5 inside; at the last epoch, where the
+    window is cut short, a whole epoch back)."""
+    h = min(max(w, 1) // 2, n // 8)
+    return max((max(0, i - h) + min(n - 1, i + h)) / 2 - 0.5, 0.0) if i > 0 else 0.0
+
+
 def _clock(cfg: "_Params", n: int) -> Optional[np.ndarray]:
     """The run's time in epochs at its starting lr: entry e is the sum of the lr schedule's
     multipliers of the e steps taken before epoch e's loss (None without a schedule, or with one
@@ -111,7 +134,9 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
         return low, 0.0
     # Each drop over the same length of time: a short run's quarters are whole epochs of
     # unequal lengths (10 epochs: 2, 2, 3, 2), and a straight fall must not read as slowing.
-    times = np.asarray([0] + at, dtype=float) if clock is None else clock[[0] + at]
+    # Each level is read at the epoch it describes (_centre): the last one lags a whole epoch.
+    epochs = np.asarray([0.0] + [_centre(i, n, t.smooth) for i in at])
+    times = epochs if clock is None else np.interp(epochs, np.arange(n), clock)
     spans = np.diff(times)
     if np.any(spans <= 0):
         return low, 0.0

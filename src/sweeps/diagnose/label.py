@@ -10,7 +10,7 @@ import numpy as np
 
 from sweeps.config import TrainConfig
 from sweeps.diagnose.curves import (_array, _clock, _first_nonfinite, _floor, _growth, _jitter,
-    _lost_ground, _max_autocorr, _r, _sign_changes, _smooth, _val_sampling_sd, _zigzag)
+    _level, _lost_ground, _max_autocorr, _r, _sign_changes, _smooth, _val_sampling_sd, _zigzag)
 from sweeps.diagnose.fixes import _verdict
 from sweeps.diagnose.foreign import in_own_terms
 from sweeps.diagnose.params import Params as _Params, heavy_ball
@@ -217,7 +217,7 @@ def _graded(d: Diagnosis, margin: float, t: Thresholds) -> Diagnosis:
 
 def _val_fell(val: np.ndarray, t: Thresholds) -> bool:
     """Val fell clearly (overfit_material of its start) before its lowest point."""
-    vs = _smooth(val, t.smooth)
+    vs = _level(val, t.smooth)
     return float(val[0] - np.min(vs)) >= t.overfit_material * abs(float(val[0]))
 
 
@@ -267,7 +267,7 @@ def _val_turn_margin(train: np.ndarray, smooth: np.ndarray, val: np.ndarray, sca
     their thresholds (>= 1: every one holds)."""
     if len(val) < t.min_epochs:
         return 0.0
-    vs = _smooth(val, t.smooth)
+    vs = _level(val, t.smooth)
     i_min = int(np.argmin(vs))
     v_min, v_rise = float(vs[i_min]), float(vs[-1] - vs[i_min])
     fell = float(smooth[i_min] - smooth[-1])

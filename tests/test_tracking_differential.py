@@ -28,7 +28,13 @@ WALL_TIME = re.compile(r"\b\d+(?:\.\d+)? s\b")  # "8 jobs in 0.6 s", "a batched 
 
 def _record(root: Path, plain: bool) -> Path:
     env = {"SWEEPS_PLAIN_LOGGING": "1"} if plain else {}
-    run_cli([*SWEEP, f"paths.output_dir={root}", f"hydra.sweep.dir={root}/sweep"], root.parent, env=env)
+    sweep = run_cli([*SWEEP, f"paths.output_dir={root}", f"hydra.sweep.dir={root}/sweep"], root.parent,
+                    env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in sweep.stderr.splitlines()}
+    if not plain:  # the whole sweep (experiment, parent run, runs, end) without MLflow's code
+        assert not imported & {"mlflow", "sqlalchemy", "alembic"}, imported & {"mlflow", "sqlalchemy"}
+    else:
+        assert "mlflow" in imported
     run_cli(["--output-root", str(root), "--relabel", "--no-plots", "--show", "0"], root.parent,
             env=env, module="sweeps.analyze")
     return root / "mlflow.db"

@@ -17,6 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
+from sweeps.plots.background import wait_for_plots
 from servers import mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -60,6 +61,7 @@ def test_printed_url_lands_on_the_runs_and_their_symptoms(tmp_path):
     shots.mkdir(parents=True, exist_ok=True)
     out = tmp_path / "out"
     proc = run_cli(["sweep=smoke", f"paths.output_dir={out}"], tmp_path)
+    wait_for_plots(out / "smoke" / "analysis")  # finished in the background after the command
     printed = PRINTED.search(proc.stdout)
     assert printed, proc.stdout
     backend, route, exp_id = printed.groups()

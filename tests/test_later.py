@@ -97,3 +97,22 @@ def test_a_rerun_and_sweeps_analyze_wait_for_the_plots_being_written(cli, tmp_pa
         assert proc.returncode == 0
         wait_for_plots(plot_dir)
         assert (plot_dir / "labels.csv").stat().st_mtime_ns != stamp  # written once it was free
+
+
+def test_plots_that_cannot_be_written_say_why_in_a_log_and_on_the_parent_run(cli):
+    """The analysis folder is a file: the helper fails after the command has returned; the
+    reason lands in <experiment>/plots.log and in the parent's tag sweeps.plots, and the sweep
+    itself is recorded as FINISHED. Waiting for the plots, the command says so itself."""
+    blocked = cli.store.parent / "adhoc" / "analysis"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a folder")
+    proc = cli(*GRID, "sweep.plots=true")
+    assert proc.returncode == 0 and "being drawn in the background" in proc.stdout
+    wait_for_plots(blocked)
+    log = (blocked.parent / "plots.log").read_text()
+    assert "Error" in log and str(blocked) in log
+    c, parent = _parent(cli.uri)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["sweeps.plots"].startswith("failed: ")
+    again = cli(*MORE, "sweep.plots=true", "sweep.wait_for_plots=true")
+    assert "plots: none (" in again.stdout and str(blocked.parent / "plots.log") in again.stdout

@@ -5,7 +5,8 @@ analysis folder's lock (``sweeps.plots.background.holding``), says so, and the c
 The helper then reads and labels the experiment, writes labels.csv and the figures, logs them
 on the parent run (files under analysis/, images under *Model metrics*) and adds them to the
 run's description. A re-run of the sweep or ``sweeps-analyze`` on that experiment waits for the
-lock, so nothing races it. ``sweep.wait_for_plots=true`` waits for the helper instead.
+lock, so nothing races it. ``sweep.wait_for_plots=true`` waits for the helper instead, as does
+a sweep inside a Slurm job (whose end kills the processes it leaves).
 
 A helper that fails writes why to ``<experiment>/plots.log`` (beside analysis/) and to the parent
 run's tag ``sweeps.plots``."""
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pickle
 import sys
 import traceback
@@ -58,6 +60,7 @@ def finish(drawer: Optional[Drawer], job: Job, wait: bool) -> str:
     ``wait``. Without a helper the job is done here. A plotting problem is reported, not
     raised: the sweep has already been recorded."""
     where = analysis_dir(job.output_root, job.experiment).resolve()
+    wait = wait or bool(os.environ.get("SLURM_JOB_ID"))  # a batch job's end kills what it left
     if drawer is not None and drawer.hand_over((job,), say=log.warning):
         if not wait:
             drawer.let_go()

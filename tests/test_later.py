@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.plots.background import holding, wait_for_plots
@@ -49,8 +50,13 @@ def test_the_sweep_returns_before_its_plots_which_then_land_on_the_parent_run(cl
     assert len(c.get_metric_history(parent.info.run_id, "runs/healthy")) == 1  # logged once
 
 
-def test_wait_for_plots_returns_with_them_written_and_logged(cli):
-    proc = cli(*GRID, "sweep.plots=true", "sweep.wait_for_plots=true")
+@pytest.mark.parametrize("how", ["config", "slurm"])
+def test_wait_for_plots_returns_with_them_written_and_logged(cli, how):
+    """Asked for, or inside a Slurm job (whose end would kill a helper left behind)."""
+    if how == "config":
+        proc = cli(*GRID, "sweep.plots=true", "sweep.wait_for_plots=true")
+    else:
+        proc = cli(*GRID, "sweep.plots=true", env={"SLURM_JOB_ID": "4242"})
     plot_dir = cli.store.parent / "adhoc" / "analysis"
     assert f"plots: {plot_dir} (also artifacts of the sweep's parent run)" in proc.stdout
     assert PNGS <= {p.name for p in plot_dir.glob("*.png")}  # no waiting here

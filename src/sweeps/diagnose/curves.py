@@ -102,6 +102,8 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
     straight fall has r ~ 1). A last quarter flat within the jitter has levelled off: the lowest
     level seen. A loss that is never negative (MSE) cannot end below 0; the data's noise**2 is
     used only for a curve that did not fall at all (it sat at its floor if at or below it).
+    A ratio that is still rising (d3 / d2 < d4 / d3) is followed as it rises (_power_tail): a
+    constant r is only the least that log-convex drops can leave.
     With an lr schedule the quarters and the horizon are read on the run's clock (_clock): the
     horizon is t.horizon x the run's epochs at the starting lr."""
     low = float(np.min(smooth))
@@ -143,9 +145,45 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
     d1, _, d3, d4 = (d * (times[-1] / 4) / span for d, span in zip(drops, spans))
     r = max(d4 / d3 if drops[2] > sig else math.inf, (d4 / d1) ** (1 / 3) if d1 > 0 else math.inf)
     rest = d4 * (m if r >= 1 else r * (1 - r**m) / (1 - r))
+    if r < 1 and drops[1] > sig and drops[2] > sig:
+        d2 = drops[1] * (times[-1] / 4) / spans[1]
+        rest = max(rest, d4 * _power_tail(d2, d3, d4, m))
     # Never below 0 for a loss that is never negative.
     lower = 0.0 if float(np.nanmin(train)) >= 0 else -math.inf
     return float(min(max(low - rest, lower), low)), r
+
+
+def _power_tail(d2: float, d3: float, d4: float, m: float) -> float:
+    """The drops still to come, in units of the last quarter's d4, when the ratio of successive
+    quarters' drops is still rising (0 when it is not).
+
+    Gradient descent on a quadratic removes a fixed share per epoch in each direction, so the
+    drops are a mixture of geometric series: log-convex, their ratio rising towards the slowest
+    direction's as the faster ones die out. A few directions: the ratio levels off and a
+    constant r (the last one) follows the tail. A broad spread of curvatures down to nearly
+    flat ones (many weights, about as many points as weights): the ratio keeps rising, like a
+    power law's d_k ~ (k + s)**-p over quarters k, and that law, fitted exactly to the last
+    three drops, is followed for the m quarters of the horizon. Only p > 1 is a tail at all
+    (slower drops would sum without bound): a ratio that jumped (a fast direction just died
+    out) is a change of regime, not a power law, and the constant r stands."""
+    rho3, rho4 = d3 / d2, d4 / d3
+    if not 0 < rho3 < rho4 < 1:
+        return 0.0
+    # c = k + s of the last drop: log rho4 / log rho3 = log(1 - 1/c) / log(1 - 1/(c - 1)),
+    # which rises from 0 (c -> 2) to 1 (c -> inf, a geometric series).
+    want = math.log(rho4) / math.log(rho3)
+    lo, hi = 2.0 + 1e-9, 1e6
+    if math.log1p(-1 / hi) / math.log1p(-1 / (hi - 1)) <= want:
+        return 0.0
+    for _ in range(100):
+        c = math.sqrt(lo * hi)
+        lo, hi = (c, hi) if math.log1p(-1 / c) / math.log1p(-1 / (c - 1)) < want else (lo, c)
+    c = math.sqrt(lo * hi)
+    p = math.log(rho4) / math.log1p(-1 / c)
+    if p <= 1:
+        return 0.0
+    k = np.arange(1, int(m) + 1)
+    return float(np.sum((c / (c + k)) ** p))
 
 
 def _lost_ground(train: np.ndarray, smooth: np.ndarray, cut: int) -> float:

@@ -5,6 +5,7 @@ and the parent KILLED, and the same command then completes every grid point exac
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -56,14 +57,16 @@ def _complete(store: Path) -> None:
 
 @pytest.fixture(scope="module")
 def durations(tmp_path_factory, burner) -> dict[str, float]:
-    """How long a whole launch takes here, now, per launcher (and proof that it completes)."""
-    out = {}
+    """How long a whole launch takes here, now, per launcher (and proof that it completes): the
+    shorter of two, as the first pays for cold caches and the moments must fall inside a launch."""
+    out: dict[str, float] = {}
     for launcher in ("vectorized", "basic"):
-        tmp = tmp_path_factory.mktemp(f"whole-{launcher}")
-        start = time.monotonic()
-        run_cli(_args(launcher, tmp / "out"), tmp)
-        out[launcher] = time.monotonic() - start
-        _complete(tmp / "out" / "mlflow.db")
+        for _ in range(2):
+            tmp = tmp_path_factory.mktemp(f"whole-{launcher}")
+            start = time.monotonic()
+            run_cli(_args(launcher, tmp / "out"), tmp)
+            out[launcher] = min(out.get(launcher, math.inf), time.monotonic() - start)
+            _complete(tmp / "out" / "mlflow.db")
     return out
 
 

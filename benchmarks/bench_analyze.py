@@ -113,7 +113,7 @@ def time_own(runs: int, repeat: int) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "own"
         subprocess.run([str(Path(sys.executable).with_name("sweeps")), "-m", f"optimizer.lr={lrs}",
-                        "train.epochs=100", f"paths.output_dir={root}"],
+                        "train.epochs=100", f"paths.output_dir={root}", "sweep.wait_for_plots=true"],
                        check=True, capture_output=True, cwd=tmp)
         cmd = [str(Path(sys.executable).with_name("sweeps-analyze")), "--output-root", str(root), "--relabel"]
         for _ in range(repeat):

@@ -1,9 +1,10 @@
-"""Plots off the critical path: a helper process, started when a command starts (a sweep, or
-``sweeps-analyze``), pays the imports the drawing needs (pandas, matplotlib, the figure modules,
-the fonts) while the command trains, records or reads the store. When the command has its
-frames it hands them over, with the arrays of the fitted line; the helper draws every figure
-(several processes at once, ``sweeps.plots.batch``), so the command never loads matplotlib, and
-the command waits for it, so it returns with every plot written. Client side: standard library only."""
+"""Plots off the critical path: a helper process, started when a command starts, pays the imports
+the drawing needs (pandas, matplotlib, the figure modules, the fonts) while the command trains,
+records or reads the store. ``sweeps-analyze`` hands it its frames, with the arrays of the
+fitted line, and waits: the helper draws every figure (several processes at once,
+``sweeps.plots.batch``), so the command never loads matplotlib. A sweep's helper
+(``sweeps.later``) takes a whole job and finishes it after the command returns. One writer per
+analysis folder at a time (``holding``). Client side: standard library only."""
 
 from __future__ import annotations
 
@@ -94,16 +95,15 @@ class Drawer:
         afterwards it goes on alone. ``say`` is told if it waits for another writer's lock.
         False: the helper is gone (the caller does the job)."""
         self._submit(job)
-        proc = self.proc
         took = False
         try:
-            while proc is not None and not took:
-                line = proc.stdout.readline()
-                if line.startswith(WAITING) and say is not None:
-                    say(line[len(WAITING):].decode(errors="replace").strip())
-                took = line == TOOK
-                if not line or not (took or line.startswith(WAITING)):
+            while self.proc is not None:
+                line = self.proc.stdout.readline()
+                if not line.startswith(WAITING):
+                    took = line == TOOK
                     break
+                if say is not None:
+                    say(line[len(WAITING):].decode(errors="replace").strip())
         except OSError:
             took = False
         if not took:

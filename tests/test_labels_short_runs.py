@@ -14,31 +14,10 @@ never from the labeller.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from test_generalisation import _regression, _truth
+from test_generalisation import _broad_spectrum as _minibatch, _truth  # minibatch SGD, least squares
 
 from sweeps.diagnose import diagnose
-
-
-def _minibatch(n: int, d: int, noise: float, seed: int, batch: int):
-    """Minibatch SGD (shuffled, `batch` points a step) on a linear regression with d Gaussian
-    features, three of them carrying the signal, from n noisy points (200 for val)."""
-    def run(lr: float, epochs: int, _schedule=None):
-        w_true = np.zeros(d)
-        w_true[:3] = [1.0, -1.0, 0.5]
-        x, y, xv, yv = _regression(n, d, seed, w_true, noise)
-        w, order, train, val = np.zeros(d), np.random.default_rng(seed + 100), [], []
-        for _ in range(epochs):
-            res = x @ w - y
-            train.append(float(res @ res / n))
-            val.append(float(np.mean((xv @ w - yv) ** 2)))
-            perm = order.permutation(n)
-            for i in range(0, n, batch):
-                idx = perm[i:i + batch]
-                w = w - lr * 2 * x[idx].T @ (x[idx] @ w - y[idx]) / len(idx)
-        return train, val
-    return run
 
 
 SHORT = [

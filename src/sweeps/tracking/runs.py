@@ -10,8 +10,8 @@ import socket
 import traceback
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from sweeps import stopping
@@ -107,10 +107,9 @@ class RunLog:
             bulk.write_runs(store, [self], status=None)
             return
         if store is not None:  # the run exists: one transaction adds to it
-            metrics, params, tags, texts = (self.pending_metrics, self.pending_params,
-                                            self.pending_tags, self.pending_texts)
-            self.pending_metrics, self.pending_params, self.pending_tags, self.pending_texts = {}, {}, {}, {}
-            self.pending_texts = bulk.append(store, self.run_id, metrics, params, tags, texts, clock())
+            self.pending_texts = bulk.append(store, self.run_id, self.pending_metrics, self.pending_params,
+                                             self.pending_tags, self.pending_texts, clock())
+            self.pending_metrics, self.pending_params, self.pending_tags = {}, {}, {}
             if not self.pending_texts:
                 return
         if not self.created:

@@ -6,7 +6,8 @@
 Each command is `python -m sweeps ...` as bench_sweeps.py types it, in a fresh folder, with the
 tree's src/ first on PYTHONPATH and the venv's editable path to another tree taken off sys.path
 (a sitecustomize in a temp folder), so each variant runs only its own code. Prints each round's
-wall and CPU seconds and the medians; quote medians and the load average.
+wall and CPU seconds and the medians; quote medians and the load average. Plots a tree finishes
+in a background process after the command returns are waited for, untimed, before the next command.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bench_sweeps import grid_of, sweeps_command, timed
+from sweeps.plots.background import LOCK_NAME, wait_for_plots
 
 SHIM = """import sys
 keep = [p for p in __import__('os').environ.get('PYTHONPATH', '').split(':') if p]
@@ -47,6 +49,8 @@ def main() -> None:
                     cwd.mkdir(parents=True)
                     os.environ["PYTHONPATH"] = f"{src}:{tmp}/shim"
                     wall, cpu, peak, _ = timed([sys.executable, "-m", "sweeps", *cmds[name]], cwd)
+                    for lock in cwd.rglob(LOCK_NAME):  # plots a tree finishes in the background
+                        wait_for_plots(lock.parent / "analysis")  # land before the next command
                     times.setdefault((src, name), []).append(wall)
                     print(f"round {r + 1} {src} {name:<8} {wall:7.2f} s  cpu {cpu:6.2f} s  "
                           f"load {os.getloadavg()[0]:.2f}", flush=True)

@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from sweeps.config import DEFAULT_MOMENTUM, ConfigError, OptimizerName, n_params
+from sweeps.config import ConfigError, OptimizerName, n_params
 from sweeps.diagnose.curves import _r
-from sweeps.diagnose.params import Params as _Params
+from sweeps.diagnose.params import Params as _Params, heavy_ball
 from sweeps.diagnose.thresholds import Thresholds
 from sweeps.diagnose.verdict import Diagnosis
 
@@ -182,8 +182,7 @@ def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds
         return [], ""
     f1 = min((l0 - l1) / (l0 - low), 1.0)
     epochs = cfg.get_int("train.epochs") or len(train)
-    beta = cfg.get_float("optimizer.momentum") or \
-        (DEFAULT_MOMENTUM if name == OptimizerName.momentum else 0.0)
+    beta = heavy_ball(cfg)
     kt = -epochs * math.log(max(1.0 - f1, 1e-300)) / max(1.0 - beta, 1e-3)
     ev["first_step_time_constants"] = _r(min(kt, 1e6))
     if kt >= t.first_step_epochs:

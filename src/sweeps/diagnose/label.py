@@ -8,13 +8,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from sweeps.config import TrainConfig
 from sweeps.diagnose.curves import (_array, _clock, _first_nonfinite, _floor, _growth, _jitter,
-    _level, _lost_ground, _max_autocorr, _r, _sign_changes, _smooth, _val_sampling_sd, _zigzag)
+    _lost_ground, _max_autocorr, _r, _sign_changes, _smooth, _zigzag)
 from sweeps.diagnose.fixes import _verdict
 from sweeps.diagnose.foreign import in_own_terms
 from sweeps.diagnose.params import Params as _Params, heavy_ball
 from sweeps.diagnose.thresholds import DEFAULT, Thresholds
+from sweeps.diagnose.validation import (_early_stop_at, _early_stopped, _val_fell, _val_turn,
+    _val_turn_margin)
 from sweeps.diagnose.verdict import Diagnosis
 
 
@@ -215,12 +216,6 @@ def _graded(d: Diagnosis, margin: float, t: Thresholds) -> Diagnosis:
                    else "borderline")
 
 
-def _val_fell(val: np.ndarray, t: Thresholds) -> bool:
-    """Val fell clearly (overfit_material of its start) before its lowest point."""
-    vs = _level(val, t.smooth)
-    return float(val[0] - np.min(vs)) >= t.overfit_material * abs(float(val[0]))
-
-
 def _unsettled(train: np.ndarray, smooth: np.ndarray, scale: float,
                t: Thresholds) -> tuple[float, int, float, int, float]:
     """How far the judged part of a curve fails to settle: (how far its smoothed level ends
@@ -252,63 +247,3 @@ def _unsettled(train: np.ndarray, smooth: np.ndarray, scale: float,
     k = min(t.osc_epochs, len(ratio))
     margin = float(np.sort(ratio)[-k]) if k else 0.0
     return climb, len(high), float(np.max(above)), cut + int(high[0]) if len(high) else n, margin
-
-
-def _val_turn(train: np.ndarray, smooth: np.ndarray, val: np.ndarray, scale: float,
-              cfg: "_Params", t: Thresholds, ev: Optional[dict[str, Any]] = None) -> bool:
-    """Val climbs clearly above its minimum (reached well before the end, by more than its
-    jitter and the val set's sampling noise) while train keeps falling."""
-    return _val_turn_margin(train, smooth, val, scale, cfg, t, ev) >= 1
-
-
-def _val_turn_margin(train: np.ndarray, smooth: np.ndarray, val: np.ndarray, scale: float,
-                     cfg: "_Params", t: Thresholds, ev: Optional[dict[str, Any]] = None) -> float:
-    """How clearly val turned up (_val_turn): the smallest of its conditions' measures over
-    their thresholds (>= 1: every one holds)."""
-    if len(val) < t.min_epochs:
-        return 0.0
-    vs = _level(val, t.smooth)
-    i_min = int(np.argmin(vs))
-    v_min, v_rise = float(vs[i_min]), float(vs[-1] - vs[i_min])
-    fell = float(smooth[i_min] - smooth[-1])
-    if ev is not None:
-        ev.update(val_min_epoch=i_min, val_rise=_r(v_rise / max(abs(v_min), 1e-12)),
-                  train_fall_after_val_min=_r(fell / scale))
-    if v_rise <= 0:
-        return 0.0
-
-    def over(x: float, need: float) -> float:
-        return x / need if need > 0 else math.inf
-
-    return min(over(v_rise, t.overfit_rise * abs(v_min)),
-               over(v_rise, t.overfit_noise * _jitter(val)),
-               over(v_rise, t.overfit_sampling * _val_sampling_sd(cfg)),
-               over(len(val) - 1 - i_min, max(t.overfit_gap_min, t.overfit_gap * len(val))),
-               over(fell, t.overfit_train_fall * scale))
-
-
-def _early_stop_at(val: np.ndarray, cfg: "_Params") -> Optional[int]:
-    """The epoch at which the loop's early stopping (train.patience epochs without a new best
-    val loss; 20 if unknown) would end this run, or None if it never would."""
-    patience = cfg.get_int("train.patience") or TrainConfig.patience
-    best, since = math.inf, 0
-    for i, v in enumerate(val):
-        best, since = (float(v), 0) if v < best else (best, since + 1)
-        if since >= patience:
-            return i
-    return None
-
-
-def _early_stopped(cfg: "_Params", val: np.ndarray, t: Thresholds) -> Optional[str]:
-    """Did early stopping end the run before its epochs? None if not; else how val had moved
-    before it stopped: "improved" (clearly below its start at its best), "worsened" (never
-    clearly below its start, clearly above it at the end) or "flat"."""
-    epochs = cfg.get_int("train.epochs")
-    if not cfg.get_bool("train.early_stop") or epochs is None or len(val) >= epochs \
-            or len(val) < t.min_epochs:
-        return None
-    vs = _smooth(val, t.smooth)
-    clear = max(t.overfit_noise * _jitter(val), t.nothing_to_learn * abs(float(val[0])))
-    if float(val[0] - np.min(vs)) > clear:
-        return "improved"
-    return "worsened" if float(vs[-1] - val[0]) > clear else "flat"

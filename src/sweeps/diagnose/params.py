@@ -90,7 +90,7 @@ def heavy_ball(cfg: Params) -> float:
     about the lr whatever the gradient, and for a run that does not say."""
     from sweeps.config import DEFAULT_MOMENTUM, OptimizerName
 
-    name = str(cfg.get("optimizer.name") or "").lower()
+    name = str(cfg.get("optimizer.name") or cfg.get("optimizer") or "").lower()
     if name not in ("", OptimizerName.sgd, OptimizerName.momentum):
         return 0.0
     beta = cfg.get_float("optimizer.momentum")

@@ -66,30 +66,45 @@ def _centre(i: int, n: int, w: int) -> float:
     return max((max(0, i - h) + min(n - 1, i + h)) / 2 - 0.5, 0.0) if i > 0 else 0.0
 
 
-def _clock(cfg: "_Params", n: int) -> Optional[np.ndarray]:
-    """The run's time in epochs at its starting lr: entry e is the sum of the lr schedule's
-    multipliers of the e steps taken before epoch e's loss (None without a schedule, or with one
-    this project does not know). Gradient steps move the weights in proportion to the lr, so a
-    curve flattening because its lr decayed has not arrived anywhere: read on this clock, its
-    slope is what the starting lr would still remove."""
+def _clock(cfg: "_Params", n: int) -> Optional[tuple[np.ndarray, float]]:
+    """The run's time in epochs at its starting lr, and the span the horizon multiplies: entry e
+    of the clock is the sum of the lr multipliers of the e steps taken before epoch e's loss
+    (None without a schedule or an optimizer that decays its own steps, or with a schedule this
+    project does not know). Gradient steps move the weights in proportion to the lr, so a curve
+    flattening because its lr decayed has not arrived anywhere: read on this clock, its slope is
+    what the starting lr would still remove.
+      * an lr schedule: lr_at's multipliers; the horizon is the run's epochs at the starting lr
+        (held constant, the schedule's decay is no excuse for a stall);
+      * Adagrad divides each step by the root of the squared gradients summed so far, so with
+        gradients of a steady size its step at epoch e is 1 / sqrt(e + 1) of its first: a
+        schedule built into the optimizer. No constant lr exists to hold, so the horizon is the
+        run's own clock: 10x the lr goes 10x as far on it (10x the epochs only sqrt(10)x)."""
     kind = cfg.get("train.lr_schedule")
-    if kind is None or str(kind) == Schedule.constant or n < 2:
+    name = str(cfg.get("optimizer.name") or cfg.get("optimizer") or "").lower()
+    scheduled = kind is not None and str(kind) != Schedule.constant
+    adagrad = name == "adagrad"
+    if not (scheduled or adagrad) or n < 2:
         return None
-    gamma, step = cfg.get_float("train.lr_gamma"), cfg.get_int("train.lr_step_size")
-    train = SimpleNamespace(lr_schedule=str(kind), epochs=cfg.get_int("train.epochs") or n,
-                            lr_gamma=TrainConfig.lr_gamma if gamma is None else gamma,
-                            lr_step_size=step or TrainConfig.lr_step_size)
-    try:
-        steps = np.array([lr_at(e, 1.0, train) for e in range(n - 1)], dtype=float)
-    except (ConfigError, TypeError, ValueError, OverflowError):
-        return None
+    steps = np.ones(n - 1)
+    if scheduled:
+        gamma, step = cfg.get_float("train.lr_gamma"), cfg.get_int("train.lr_step_size")
+        train = SimpleNamespace(lr_schedule=str(kind), epochs=cfg.get_int("train.epochs") or n,
+                                lr_gamma=TrainConfig.lr_gamma if gamma is None else gamma,
+                                lr_step_size=step or TrainConfig.lr_step_size)
+        try:
+            steps = np.array([lr_at(e, 1.0, train) for e in range(n - 1)], dtype=float)
+        except (ConfigError, TypeError, ValueError, OverflowError):
+            return None
+    if adagrad:
+        steps = steps / np.sqrt(np.arange(1, n))
     if not np.all(np.isfinite(steps)) or np.sum(steps) <= 0:
         return None
-    return np.r_[0.0, np.cumsum(steps)]
+    clock = np.r_[0.0, np.cumsum(steps)]
+    return clock, float(clock[-1] if adagrad else n - 1)
 
 
 def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter: float,
-           t: Thresholds, clock: Optional[np.ndarray] = None) -> tuple[float, float]:
+           t: Thresholds, clock: Optional[tuple[np.ndarray, float]] = None) -> tuple[float, float]:
     """(the loss this run is heading for, the per-quarter ratio of its tail's drops).
 
     Read off the curve's own deceleration, never off the lowest loss reached: a curve that is
@@ -104,8 +119,8 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
     used only for a curve that did not fall at all (it sat at its floor if at or below it).
     A ratio that is still rising (d3 / d2 < d4 / d3) is followed as it rises (_power_tail): a
     constant r is only the least that log-convex drops can leave.
-    With an lr schedule the quarters and the horizon are read on the run's clock (_clock): the
-    horizon is t.horizon x the run's epochs at the starting lr."""
+    With an lr schedule (or Adagrad's own decay) the quarters and the horizon are read on the
+    run's clock (_clock): the horizon is t.horizon x the clock's span."""
     low = float(np.min(smooth))
     init, n = float(train[0]), len(train)
     fallen = init - low
@@ -127,8 +142,9 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
         at = [round(k * (n - 1) / 4) for k in (1, 2, 3, 4)]
         m = 4 * (t.horizon - 1)  # quarters still to come within the horizon
     else:
+        clock, span = clock
         at = [min(int(np.searchsorted(clock, k * clock[-1] / 4)), n - 1) for k in (1, 2, 3, 4)]
-        m = max(4 * (t.horizon * (n - 1) / clock[-1] - 1), 0.0)
+        m = max(4 * (t.horizon * span / clock[-1] - 1), 0.0)
     q = [init] + [float(best[i]) for i in at]
     drops = [q[k] - q[k + 1] for k in range(4)]
     sig = max(t.level_noise * jitter, t.nothing_to_learn * fallen)

@@ -184,9 +184,10 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
                    1.0 / max(max(near), 1e-12), t)
 
 
-def _lr_rising(clock: Optional[np.ndarray]) -> bool:
+def _lr_rising(clock: Optional[tuple[np.ndarray, float]]) -> bool:
     """The schedule's lr is higher at the end than at the start (a ramp still going up)."""
-    return clock is not None and len(clock) > 2 and clock[-1] - clock[-2] > clock[1] - clock[0]
+    c = clock[0] if clock is not None else np.zeros(0)
+    return len(c) > 2 and c[-1] - c[-2] > c[1] - c[0]
 
 
 def _runaway(judged: np.ndarray, n: int, init: float, t: Thresholds) -> float:

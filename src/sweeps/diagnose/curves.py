@@ -118,7 +118,10 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
     level seen. A loss that is never negative (MSE) cannot end below 0; the data's noise**2 is
     used only for a curve that did not fall at all (it sat at its floor if at or below it).
     A ratio that is still rising (d3 / d2 < d4 / d3) is followed as it rises (_power_tail): a
-    constant r is only the least that log-convex drops can leave.
+    constant r is only the least that log-convex drops can leave. Drops that grow (r > 1: the
+    loss is speeding up, leaving a plateau or a saddle, as deep sigmoid nets do) are followed as
+    they grow, at most doubling a quarter, down to the least the loss can be: a run that is
+    speeding up at its end has not arrived.
     With an lr schedule (or Adagrad's own decay) the quarters and the horizon are read on the
     run's clock (_clock): the horizon is t.horizon x the clock's span."""
     low = float(np.min(smooth))
@@ -160,12 +163,14 @@ def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter
         return low, 0.0
     d1, _, d3, d4 = (d * (times[-1] / 4) / span for d, span in zip(drops, spans))
     r = max(d4 / d3 if drops[2] > sig else math.inf, (d4 / d1) ** (1 / 3) if d1 > 0 else math.inf)
-    rest = d4 * (m if r >= 1 else r * (1 - r**m) / (1 - r))
+    # Never below 0 for a loss that is never negative; one that can be is not followed faster
+    # than a straight line (no least value to stop at).
+    lower = 0.0 if float(np.nanmin(train)) >= 0 else -math.inf
+    g = min(r, 2.0 if lower == 0.0 else 1.0)  # a tail speeding up is followed as it does
+    rest = d4 * (m if g == 1 else g * (1 - g**m) / (1 - g))
     if r < 1 and drops[1] > sig and drops[2] > sig:
         d2 = drops[1] * (times[-1] / 4) / spans[1]
         rest = max(rest, d4 * _power_tail(d2, d3, d4, m))
-    # Never below 0 for a loss that is never negative.
-    lower = 0.0 if float(np.nanmin(train)) >= 0 else -math.inf
     return float(min(max(low - rest, lower), low)), r
 
 

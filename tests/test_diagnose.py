@@ -628,3 +628,15 @@ def test_prescribed_fix_makes_the_run_healthy(make_cfg, overrides, expected, key
     assert d.symptom == expected, d.evidence
     assert {f.split("=", 1)[0] for f in d.fix} == keys, d.fix
     assert label(*d.fix).symptom == "healthy", d.fix
+
+
+def test_a_group_of_settings_is_not_a_setting_named_like_it():
+    """`optimizer` is a common name of the optimizer's name in other scripts' params; in a nested
+    config it is the group, and the group is not a name: momentum is still read from it."""
+    from sweeps.diagnose.params import Params, heavy_ball
+
+    nested = Params({"optimizer": {"lr": 0.1, "momentum": 0.9}})
+    assert nested.get("optimizer.name") is None
+    assert heavy_ball(nested) == 0.9
+    assert Params({"optimizer": "Adagrad", "lr": "0.01"}).get("optimizer.name") == "Adagrad"
+    assert heavy_ball(Params({"optimizer": "adam", "optimizer.momentum": "0.9"})) == 0.0

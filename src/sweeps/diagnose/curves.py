@@ -80,7 +80,7 @@ def _clock(cfg: "_Params", n: int) -> Optional[tuple[np.ndarray, float]]:
         schedule built into the optimizer. No constant lr exists to hold, so the horizon is the
         run's own clock: 10x the lr goes 10x as far on it (10x the epochs only sqrt(10)x)."""
     kind = cfg.get("train.lr_schedule")
-    name = str(cfg.get("optimizer.name") or cfg.get("optimizer") or "").lower()
+    name = str(cfg.get("optimizer.name") or "").lower()
     scheduled = kind is not None and str(kind) != Schedule.constant
     adagrad = name == "adagrad"
     if not (scheduled or adagrad) or n < 2:

@@ -156,7 +156,7 @@ def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds
     if len(train) < 2 or lr is None or not math.isfinite(float(train[0])):
         return [], ""
     l0, l1 = float(train[0]), float(train[1])
-    name = str(cfg.get("optimizer.name") or cfg.get("optimizer") or "").lower()
+    name = str(cfg.get("optimizer.name") or "").lower()
     rho = None
     if not math.isfinite(l1):
         rho = math.inf

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any, Mapping, Optional
 
 import numpy as np
@@ -27,9 +28,11 @@ class Params:
 
     def source(self, key: str) -> Optional[str]:
         """The key a value for ``key`` is read from: ``key`` itself, or the first of its
-        common names (ALIASES) that another script's params have; None if none."""
+        common names (ALIASES) that another script's params have; None if none. A group of
+        settings (``optimizer: {lr: ...}``) is not a value for a setting named like it."""
         for k in (key, *ALIASES.get(key, ())):
-            if self._get(k) is not None:
+            v = self._get(k)
+            if v is not None and not isinstance(v, (Mapping, SimpleNamespace)):
                 return k
         return None
 
@@ -90,7 +93,7 @@ def heavy_ball(cfg: Params) -> float:
     about the lr whatever the gradient, and for a run that does not say."""
     from sweeps.config import DEFAULT_MOMENTUM, OptimizerName
 
-    name = str(cfg.get("optimizer.name") or cfg.get("optimizer") or "").lower()
+    name = str(cfg.get("optimizer.name") or "").lower()
     if name not in ("", OptimizerName.sgd, OptimizerName.momentum):
         return 0.0
     beta = cfg.get_float("optimizer.momentum")

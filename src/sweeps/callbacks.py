@@ -136,15 +136,17 @@ class SweepCallback(Callback):
         done = tracking.finished_configs(uri, exp_id) if config.sweep.resume else {}
         sweep_dir = Path(config.hydra.sweep.dir)
         overrides = tracking.scrub(" ".join(config.hydra.overrides.task))
-        parent = tracking.start_parent(
-            uri, exp_id, f"{config.sweep.name} {sweep_dir.name}",
-            {tracking.TAG_ROLE: "parent", tracking.TAG_SWEEP_DIR: str(sweep_dir.resolve()),
-             "sweeps.sweep": config.sweep.name, "sweeps.overrides": overrides},
-        )
-        sweep = OpenSweep(uri, experiment, exp_id, parent, str(sweep_dir),
-                          output_dir=str(config.paths.output_dir), plots=bool(config.sweep.plots),
-                          wait_for_plots=bool(config.sweep.wait_for_plots))
-        _OPEN.append(sweep)
+        with stopping.deferred():  # a stop in between would leave a RUNNING parent nobody closes
+            parent = tracking.start_parent(
+                uri, exp_id, f"{config.sweep.name} {sweep_dir.name}",
+                {tracking.TAG_ROLE: "parent", tracking.TAG_SWEEP_DIR: str(sweep_dir.resolve()),
+                 "sweeps.sweep": config.sweep.name, "sweeps.overrides": overrides},
+            )
+            sweep = OpenSweep(uri, experiment, exp_id, parent, str(sweep_dir),
+                              output_dir=str(config.paths.output_dir),
+                              plots=bool(config.sweep.plots),
+                              wait_for_plots=bool(config.sweep.wait_for_plots))
+            _OPEN.append(sweep)
         if sweep.plots:  # matplotlib loads there while the jobs run; it draws at the end
             sweep.drawer = later.start()
         marker = sweep_dir / PARENT_FILE
@@ -176,7 +178,7 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
     """
     results = []
     while _OPEN:
-        sweep = _OPEN.pop(0)
+        sweep = _OPEN[0]  # taken off the list once closed: a stop before that still closes it
         try:
             result = _finish(sweep, error)
         except BaseException as err:
@@ -185,6 +187,7 @@ def finish_open_sweeps(error: Optional[BaseException] = None) -> list[SweepResul
                     _close_killed(sweep)
             raise
         finally:
+            _OPEN.remove(sweep)
             if sweep.drawer is not None:  # no plots were handed over: let the helper go
                 sweep.drawer.close()
                 sweep.drawer = None

@@ -13,10 +13,10 @@ def main() -> None:
     try:
         with stopping.recorded():  # torch's native start-up must not see an exception
             from sweeps.cli import main as run
-    except stopping.Stopped as stop:  # stopped while importing: nothing was written
+        run()  # ends with sys.exit; a stop escapes it only before its own handling begins
+    except stopping.Stopped as stop:  # stopped while starting: nothing was written
         print("error: interrupted" if stop.signum == signal.SIGINT else "error: terminated", file=sys.stderr)
         sys.exit(stopping.exit_code(stop))
-    run()
 
 
 if __name__ == "__main__":

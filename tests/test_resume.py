@@ -219,16 +219,15 @@ def test_ctrl_c_while_the_command_starts_exits_130(tmp_path, delay):
 # Ctrl-C at an exact moment: the process sends itself SIGINT as the named function returns, so the
 # stop lands in the caller's next steps (sys.setprofile; the sweep itself runs unchanged).
 AT_RETURN = """
-import os, signal, sys
-mod, fn = sys.argv[1], sys.argv[2]
-sys.argv = ["sweeps", *sys.argv[3:]]
+import importlib, os, signal, sys
+entry, mod, fn = sys.argv[1:4]
+sys.argv = [entry, *sys.argv[4:]]
 def hook(frame, event, arg):
     if event == "return" and frame.f_code.co_name == fn and frame.f_globals.get("__name__") == mod:
         sys.setprofile(None)
         os.kill(os.getpid(), signal.SIGINT)
 sys.setprofile(hook)
-from sweeps.__main__ import main
-main()
+importlib.import_module(entry).main()
 """
 
 
@@ -245,7 +244,8 @@ main()
 ])
 def test_ctrl_c_at_the_edges_of_a_sweep(tmp_path, where):
     mod, fn = where.rsplit(".", 1)
-    proc = subprocess.run([sys.executable, "-c", AT_RETURN, mod, fn, "-m", "optimizer.lr=0.01,0.1",
+    proc = subprocess.run([sys.executable, "-c", AT_RETURN, "sweeps.__main__", mod, fn, "-m",
+                           "optimizer.lr=0.01,0.1",
                            f"paths.output_dir={tmp_path / 'out'}"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     rows = _statuses(tmp_path / "out" / "mlflow.db")
@@ -255,3 +255,21 @@ def test_ctrl_c_at_the_edges_of_a_sweep(tmp_path, where):
     else:
         assert proc.returncode == 130 and proc.stderr.rstrip().endswith("error: interrupted"), \
             proc.stderr[-2000:]
+
+
+def test_ctrl_c_while_sweeps_analyze_verifies_fixes(tmp_path):
+    """Ctrl-C while `sweeps-analyze --verify-fixes` reruns a run with its fix: one line, exit 130,
+    the rerun and its verify-fixes parent KILLED (it was FAILED, with a traceback)."""
+    out = tmp_path / "out"
+    run_cli(["optimizer.lr=1.5", f"paths.output_dir={out}"], cwd=tmp_path)  # diverges: a fix to try
+    proc = subprocess.run([sys.executable, "-c", AT_RETURN, "sweeps.analyze", "sweeps.loop", "train",
+                           "--experiment", "adhoc", "--output-root", str(out), "--verify-fixes",
+                           "--no-plots"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130 and proc.stderr.rstrip().endswith("error: interrupted"), \
+        proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    with sqlite3.connect(f"file:{out / 'mlflow.db'}?mode=ro", uri=True) as db:
+        rows = db.execute("select r.status, coalesce(t.value, '') from runs r left join tags t on "
+                          "t.run_uuid = r.run_uuid and t.key = 'sweeps.role'").fetchall()
+    assert ("KILLED", "verify") in rows and not [r for r in rows if r[0] == "RUNNING"], rows
+    assert sorted(s for s, _ in rows).count("KILLED") == 2, rows  # the rerun and its parent

@@ -1,9 +1,6 @@
 """``sweeps`` and ``python -m sweeps``: Ctrl-C and SIGTERM are handled from the first moment,
 before the heavy imports (torch, Hydra, MLflow) of the command itself."""
 
-import signal
-import sys
-
 from sweeps import stopping
 
 
@@ -15,8 +12,7 @@ def main() -> None:
             from sweeps.cli import main as run
         run()  # ends with sys.exit; a stop escapes it only before its own handling begins
     except stopping.Stopped as stop:  # stopped while starting: nothing was written
-        print("error: interrupted" if stop.signum == signal.SIGINT else "error: terminated", file=sys.stderr)
-        sys.exit(stopping.exit_code(stop))
+        stopping.leave(stop)
 
 
 if __name__ == "__main__":

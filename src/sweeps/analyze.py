@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from sweeps import secrets, tracking
+from sweeps import secrets, stopping, tracking
 from sweeps.config_error import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
 from sweeps.foreign import KEYS_TAG, label_tags
@@ -251,6 +251,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of ``sweeps-analyze`` and ``python -m sweeps.analyze``."""
     args = parse_args(argv)
+    stopping.install()  # Ctrl-C and SIGTERM: exit 130/143 in one line, a rerun KILLED
     secrets.guard_console()  # no credential of --tracking-uri reaches the console
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     uri = tracking.resolve_uri(args.tracking_uri, args.output_root)
@@ -290,6 +291,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as err:  # a stop (Ctrl-C, SIGTERM): what was written stays
+        stopping.leave(err)
     except Exception as err:  # noqa: BLE001 - one line; SWEEPS_DEBUG=1 shows the traceback
         if os.environ.get("SWEEPS_DEBUG"):
             raise

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import atexit
 import signal
+import sys
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Iterator, NoReturn, Optional
 
 _requested: Optional[int] = None  # the signal number of the first request
 _deferred = 0  # depth of the regions that call check() themselves
@@ -139,6 +140,16 @@ def as_stopped(error: BaseException) -> Stopped:
 def exit_code(error: Stopped) -> int:
     """The shell's code for a process ended by a signal: 130 for Ctrl-C, 143 for SIGTERM."""
     return 128 + error.signum
+
+
+def leave(error: BaseException) -> NoReturn:
+    """End a command stopped before (or outside) its own error handling: one line, exit 130 for
+    Ctrl-C and 143 for SIGTERM; nothing is printed or raised for a signal after this."""
+    stop = as_stopped(error)
+    hold()
+    print("error: interrupted" if stop.signum == signal.SIGINT else "error: terminated",
+          file=sys.stderr)
+    sys.exit(exit_code(stop))
 
 
 def reset() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from sweeps import tracking
+from sweeps import stopping, tracking
 
 COLUMNS = ["run_id", "name", "symptom", "fix", "new_run_id", "new_symptom", "healed_in",
            "fix2", "new_symptom2"]
@@ -33,11 +33,8 @@ def verify_fixes(a: Any, uri: str, rounds: int = 1) -> pd.DataFrame:
     if todo.empty:
         return pd.DataFrame(columns=COLUMNS)
     register_configs()
-    parent = tracking.start_parent(uri, a.experiment_id,
-                                   f"verify-fixes {time.strftime('%Y-%m-%d_%H-%M-%S')}",
-                                   {tracking.TAG_ROLE: "verify"})
-    status = "FAILED"
     GlobalHydra.instance().clear()
+    parent, status = None, "FAILED"
 
     def rerun(overrides: list[str], fix: str, fixes: str, round_: int) -> Any:
         for override in fix.split():  # apply_fix replaces one key=value at a time
@@ -51,6 +48,10 @@ def verify_fixes(a: Any, uri: str, rounds: int = 1) -> pd.DataFrame:
         return overrides, outcome
 
     try:
+        with stopping.deferred():  # created and known together: a stop closes it KILLED
+            parent = tracking.start_parent(uri, a.experiment_id,
+                                           f"verify-fixes {time.strftime('%Y-%m-%d_%H-%M-%S')}",
+                                           {tracking.TAG_ROLE: "verify"})
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             for _, r in todo.iterrows():
                 fix = " ".join(r.fix.split())
@@ -67,12 +68,17 @@ def verify_fixes(a: Any, uri: str, rounds: int = 1) -> pd.DataFrame:
                     row["healed_in"] = 2 if second.diagnosis.symptom == "healthy" else 0
                 rows.append(row)
         status = "FINISHED"
+    except BaseException as err:
+        status = stopping.status_for(err)  # Ctrl-C: KILLED
+        raise
     finally:
         GlobalHydra.instance().clear()
         result = pd.DataFrame(rows, columns=COLUMNS)
         healed = int((result["healed_in"] > 0).sum()) if rows else 0
-        tracking.end_parent(uri, parent, status,
-                            tags={"sweeps.fixed": healed, "sweeps.attempted": len(rows)})
+        if parent is not None:
+            with stopping.deferred():
+                tracking.end_parent(uri, parent, status,
+                                    tags={"sweeps.fixed": healed, "sweeps.attempted": len(rows)})
     return result
 
 

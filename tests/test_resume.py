@@ -233,6 +233,7 @@ importlib.import_module(entry).main()
 
 @pytest.mark.parametrize("where", [
     # the command is starting, before its own stop handling: it printed a traceback, exit 1
+    "sweeps.stopping.install",
     "sweeps.secrets.guard_console",
     # the parent run exists in the store, the sweep does not know it yet: it was left RUNNING
     # (found by tests/test_interrupts.py under load, at 35% of a launch)

@@ -6,13 +6,13 @@ from sweeps import stopping
 
 def main() -> None:
     """Entry point of ``sweeps`` and ``python -m sweeps``."""
-    stopping.install()
     try:
+        stopping.install()
         with stopping.recorded():  # torch's native start-up must not see an exception
             from sweeps.cli import main as run
         run()  # ends with sys.exit; a stop escapes it only before its own handling begins
-    except stopping.Stopped as stop:  # stopped while starting: nothing was written
-        stopping.leave(stop)
+    except KeyboardInterrupt as stop:  # stopped while starting (Python's own Ctrl-C before the
+        stopping.leave(stop)           # handler is in): nothing was written
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.verify_fixes:
         from corpus.fixes import heal, heal_report
 
-        print(heal_report(heal(scored)))
+        print(heal_report(heal(scored), verbose=args.verbose))
     print(f"\n{len(runs)} runs ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}); "
           f"corpus ready in {built:.0f} s, scored in {time.perf_counter() - start - built:.1f} s")
     return 0

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from corpus.score import label
+from corpus.score import _name, label
 
 
 def _custom(cfg: dict, fix: list[str]) -> dict:
@@ -72,12 +72,16 @@ def heal(rows: list[dict[str, Any]], rounds: int = 2) -> list[dict[str, Any]]:
             if rounds >= 2 and d1.symptom != "healthy" and d1.fix:
                 d2, _ = rerun(r, d1.fix, state)
             out.append({"part": r["part"], "family": r["family"], "symptom": d.symptom,
-                        "round1": d1.symptom, "round2": d2.symptom if d2 else None})
+                        "round1": d1.symptom, "round2": d2.symptom if d2 else None,
+                        "name": _name(r), "truth": r["truth"]["symptom"], "fix1": d.fix,
+                        "fix2": d1.fix if d2 else None,
+                        "ev": {k: d1.evidence.get(k) for k in ("removed_share", "floor",
+                                                                "tail_climb", "val_rise")}})
     GlobalHydra.instance().clear()
     return out
 
 
-def heal_report(results: list[dict[str, Any]]) -> str:
+def heal_report(results: list[dict[str, Any]], verbose: bool = False) -> str:
     lines = ["", "fixes: every run labelled unhealthy re-run with its fix (round 2: the rerun's "
              "own fix on top)"]
     for part in ("calibration", "test", "preset"):
@@ -98,4 +102,11 @@ def heal_report(results: list[dict[str, Any]]) -> str:
         if became:
             lines.append("    not healed, became: " + ", ".join(
                 f"{a} -> {b}: {n}" for (a, b), n in sorted(became.items())))
+        if verbose:
+            for x in sel:
+                if x["round1"] != "healthy":
+                    lines.append(f"      {x['family']} {x['name']}: truth {x['truth']}, label "
+                                 f"{x['symptom']}; {' '.join(x['fix1'])} -> {x['round1']} "
+                                 f"{x['ev']}" + (f"; {' '.join(x['fix2'])} -> {x['round2']}"
+                                                 if x["fix2"] else ""))
     return "\n".join(lines)

@@ -103,6 +103,12 @@ def _clock(cfg: "_Params", n: int) -> Optional[tuple[np.ndarray, float]]:
     return clock, float(clock[-1] if adagrad else n - 1)
 
 
+def _lr_rising(clock: Optional[tuple[np.ndarray, float]]) -> bool:
+    """The schedule's lr is higher at the end than at the start (a ramp still going up)."""
+    c = clock[0] if clock is not None else np.zeros(0)
+    return len(c) > 2 and c[-1] - c[-2] > c[1] - c[0]
+
+
 def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter: float,
            t: Thresholds, clock: Optional[tuple[np.ndarray, float]] = None) -> tuple[float, float]:
     """(the loss this run is heading for, the per-quarter ratio of its tail's drops).

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from sweeps.config import ConfigError, OptimizerName, n_params
-from sweeps.diagnose.curves import _r
+from sweeps.diagnose.curves import _clock, _lr_rising, _r
 from sweeps.diagnose.params import Params as _Params, heavy_ball
 from sweeps.diagnose.thresholds import Thresholds
 from sweeps.diagnose.verdict import Diagnosis
@@ -28,8 +28,13 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
                          [], ev)
     # The symptom's own remedies, the most likely to heal first: options[0] is the fix for the
     # fault the curve shows, the rest are alternatives to it.
+    if symptom == "diverged":
+        ratio = ratio ** (1.0 / _steps_per_epoch(cfg))
     cause, options = _symptom_fix(symptom, lr, ev, t, ratio, early_stop_first,
                                   cfg.get_float("optimizer.weight_decay"))
+    ramp = _ramp(cfg, curves[0], lr, ev) if symptom in ("diverged", "oscillating") else None
+    if ramp:
+        cause, options = ramp[0], [ramp[1], *options]
     # Can the model memorise this data once the run trains properly? Then early stopping goes
     # with any fix that is not about overfitting already.
     memorises = symptom != "overfitting" and _memorises(cfg, ev, t)
@@ -89,7 +94,7 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
     if symptom == "diverged":
         # 10x, or more when the growth says 10x is not enough: gradient descent on a quadratic
         # grows the loss by (lr*lam - 1)**2 per epoch, so lr*lam ~ 1 + sqrt(growth); aim at 1.
-        factor = _pow10(1 + math.sqrt(max(ratio, 0.0)), t.max_lr_factor)
+        factor = _pow10(1 + math.sqrt(max(ratio, 0.0)), t.max_lr_cut)
         ev["lr_factor"] = factor
         cause = "The learning rate is too high: each step overshoots further and the loss blows up."
         return cause, _nonempty([_lr(lr, 1 / factor), ["train.clip_grad_norm=1.0"]])
@@ -122,6 +127,38 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
     cause = ("The learning rate is too low (or the gradients vanish): the loss is still falling "
              "far from where it is heading, or barely moves.")
     return cause, _nonempty([_lr(lr, factor), ["data.normalize=true"]])
+
+
+def _steps_per_epoch(cfg: _Params) -> int:
+    """Optimizer steps per epoch: training points over the batch size (1: full batch, or not
+    known). A loss that grows by g per step grows by g**steps per epoch."""
+    n, b = cfg.get_float("data.n_train"), cfg.get_float("train.batch_size")
+    if not n or not b or b <= 0 or b >= n:
+        return 1
+    return int(math.ceil(n / b))
+
+
+def _ramp(cfg: _Params, train: np.ndarray, lr: Optional[float],
+          ev: dict[str, Any]) -> Optional[tuple[str, list[str]]]:
+    """A schedule that raises the lr every epoch took the run from where it learned to where it
+    blows up or swings: an lr range test. Its reading (Smith's): the lr at which the loss was
+    lowest is the edge of stability, so hold a tenth of it, constant. (The cause, the fix.)"""
+    clock = _clock(cfg, len(train))
+    if lr is None or not _lr_rising(clock):
+        return None
+    finite = np.flatnonzero(np.isfinite(train))
+    if len(finite) < 2:
+        return None
+    best = int(finite[np.argmin(train[finite])])
+    steps = np.diff(clock[0])
+    at_best = float(steps[min(max(best - 1, 0), len(steps) - 1)])
+    rise = float(steps[-1] / steps[0])
+    ev["lr_at_lowest_loss"] = _r(lr * at_best)
+    cause = (f"The lr schedule raises the learning rate every epoch (x{rise:.3g} over the run): "
+             f"the loss was lowest at epoch {best}, at an lr of {lr * at_best:.3g}, and the "
+             "larger lrs after it overshoot.")
+    return cause, [f"optimizer.lr={float(f'{lr * at_best / 10.0:.2g}')!r}",
+                   "train.lr_schedule=constant"]
 
 
 def _raise_factor(removed: float, t: Thresholds) -> float:

@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from sweeps.diagnose.curves import (_array, _clock, _first_nonfinite, _floor, _growth, _jitter,
-    _lost_ground, _max_autocorr, _r, _sign_changes, _smooth, _zigzag)
+    _lost_ground, _lr_rising, _max_autocorr, _r, _sign_changes, _smooth, _zigzag)
 from sweeps.diagnose.fixes import _verdict
 from sweeps.diagnose.foreign import in_own_terms
 from sweeps.diagnose.params import Params as _Params, heavy_ball
@@ -182,12 +182,6 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
     near = [osc, turn, stall]
     return _graded(_verdict("healthy", cfg, ev, t, (train, grads)),
                    1.0 / max(max(near), 1e-12), t)
-
-
-def _lr_rising(clock: Optional[tuple[np.ndarray, float]]) -> bool:
-    """The schedule's lr is higher at the end than at the start (a ramp still going up)."""
-    c = clock[0] if clock is not None else np.zeros(0)
-    return len(c) > 2 and c[-1] - c[-2] > c[1] - c[0]
 
 
 def _runaway(judged: np.ndarray, n: int, init: float, t: Thresholds) -> float:

@@ -73,8 +73,11 @@ class Thresholds:
     #   threshold is "clear", nearer it is "borderline"
     # fixes
     stall_target: float = 0.8  # a stalled run's lr is raised to remove this share in its epochs
-    min_progress: float = 1e-3  # removed share below which a stall says nothing about the lr
-    max_lr_factor: float = 1000.0  # the largest lr change a fix proposes
+    min_progress: float = 1e-6  # removed share below which a stall says nothing about the lr
+    max_lr_factor: float = 1000.0  # the largest lr change a fix guesses (a stall, a swing)
+    max_lr_cut: float = 1e6  # a diverged run's cut: its per-step growth g puts lr x the
+    #   stiffest curvature at >= 1 + sqrt(g) (gradient descent on a quadratic), a measure, so
+    #   it is not held to max_lr_factor; this only bounds a growth read off a few epochs
     # a second fault behind a missing zero_grad(). Its first update is exactly the plain one
     # (nothing has accumulated yet), so epoch 0 -> 1 shows how plain steps at this lr behave.
     overshoot: float = 1.0  # the first update went this many times past the minimum along its

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sweeps.diagnose import diagnose
-from test_generalisation import _rules
+from test_generalisation import _deep_net, _rules
 
 
 def _apply(cfg: dict, fix: list[str]) -> dict:
@@ -46,7 +46,8 @@ def _regression(scales, n: int = 200, batch: int | None = None, w_true=None):
 
     def run(cfg: dict) -> tuple[list[float], list[float]]:
         w, order, train, val = np.zeros(d), np.random.default_rng(1), [], []
-        step = batch or n
+        step, acc = batch or n, np.zeros(d)
+        keep = cfg["train"].get("zero_grad", True) is False  # gradients accumulate, never zeroed
         with np.errstate(all="ignore"):
             for e in range(int(cfg["train"]["epochs"])):
                 res = x @ w - y
@@ -58,7 +59,9 @@ def _regression(scales, n: int = 200, batch: int | None = None, w_true=None):
                 perm = order.permutation(n)
                 for i in range(0, n, step):
                     idx = perm[i:i + step]
-                    w = w - lr * 2 * x[idx].T @ (x[idx] @ w - y[idx]) / len(idx)
+                    grad = 2 * x[idx].T @ (x[idx] @ w - y[idx]) / len(idx)
+                    acc = acc + grad if keep else grad
+                    w = w - lr * acc
         return train, val
     return run
 
@@ -91,13 +94,30 @@ HEAL = [
     pytest.param(_regression([1.0, 0.5]), {"lr": 0.005, "epochs": 300,
                                            "lr_schedule": "exponential", "lr_gamma": 1.05},
                  "diverged", id="lr-ramp-held-below-where-it-broke"),
+    # zero_grad() forgotten in a loop of ten minibatch steps an epoch: the first epoch's steps
+    # already summed 1..10 gradients, 5.5x the plain progress. Read as plain, the lr looked
+    # right and the fix only restored zero_grad(): the plain run then stalled.
+    pytest.param(_regression([1.0, 1.0], batch=20), {"lr": 5e-4, "epochs": 30,
+                                                     "zero_grad": False, "batch_size": 20},
+                 "oscillating", id="zero-grad-in-minibatches-lr-too-low-once-plain"),
+    # Deep sigmoid nets leaving their plateau at the end (the drops still grow): a 10x lr meets
+    # the sharper curvature beyond it and blows up; more epochs at this lr finish the descent.
+    pytest.param(lambda cfg: _deep_net("sigmoid", 4, 0)(cfg["optimizer"]["lr"],
+                                                        int(cfg["train"]["epochs"])),
+                 {"lr": 0.1, "epochs": 100}, "stalled", id="sigmoid-4-leaving-its-plateau"),
+    pytest.param(lambda cfg: _deep_net("sigmoid", 4, 1)(cfg["optimizer"]["lr"],
+                                                        int(cfg["train"]["epochs"])),
+                 {"lr": 0.1, "epochs": 100}, "stalled", id="sigmoid-4-seed1-leaving-its-plateau"),
+    pytest.param(lambda cfg: _deep_net("sigmoid", 3, 0)(cfg["optimizer"]["lr"],
+                                                        int(cfg["train"]["epochs"])),
+                 {"lr": 0.03, "epochs": 100}, "stalled", id="sigmoid-3-leaving-its-plateau"),
 ]
 
 
 @pytest.mark.parametrize("run,setup,symptom", HEAL)
 def test_the_fix_heals(run, setup, symptom):
     cfg = {"optimizer": {"name": "sgd", "lr": setup["lr"]},
-           "train": {"epochs": setup["epochs"], "zero_grad": True,
+           "train": {"epochs": setup["epochs"], "zero_grad": setup.get("zero_grad", True),
                      **{k: setup[k] for k in ("lr_schedule", "lr_gamma", "batch_size")
                         if k in setup}},
            "data": {"n_train": setup.get("n_train", 200)}}

@@ -109,6 +109,20 @@ def _lr_rising(clock: Optional[tuple[np.ndarray, float]]) -> bool:
     return len(c) > 2 and c[-1] - c[-2] > c[1] - c[0]
 
 
+def _end_share(smooth: np.ndarray, floor: float) -> Optional[float]:
+    """The share of the reducible loss the run removes at the pace of its last quarter: the
+    rate at which what is left above the floor shrank there, k, kept up for the whole run,
+    1 - exp(-k T). None where the last quarter did not shrink it."""
+    n = len(smooth)
+    q = max(n // 4, 1)
+    if n < 4:
+        return None
+    a, b = float(smooth[-q - 1]) - floor, float(smooth[-1]) - floor
+    if not (a > b > 0):
+        return None
+    return 1.0 - math.exp(-math.log(a / b) * (n - 1) / q)
+
+
 def _floor(train: np.ndarray, smooth: np.ndarray, noise: Optional[float], jitter: float,
            t: Thresholds, clock: Optional[tuple[np.ndarray, float]] = None) -> tuple[float, float]:
     """(the loss this run is heading for, the per-quarter ratio of its tail's drops).

@@ -30,8 +30,10 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
     # fault the curve shows, the rest are alternatives to it.
     if symptom == "diverged":
         ratio = ratio ** (1.0 / _steps_per_epoch(cfg))
+    # Early stopping ends a longer run where it ended this one: more epochs are no remedy.
     cause, options = _symptom_fix(symptom, lr, ev, t, ratio, early_stop_first,
-                                  cfg.get_float("optimizer.weight_decay"))
+                                  cfg.get_float("optimizer.weight_decay"),
+                                  longer=not cfg.get_bool("train.early_stop"))
     ramp = _ramp(cfg, curves[0], lr, ev) if symptom in ("diverged", "oscillating") else None
     if ramp:
         cause, options = ramp[0], [ramp[1], *options]
@@ -88,7 +90,8 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
 
 def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Thresholds,
                  ratio: float, early_stop_first: bool,
-                 weight_decay: float | None = None) -> tuple[str, list[list[str]]]:
+                 weight_decay: float | None = None,
+                 longer: bool = True) -> tuple[str, list[list[str]]]:
     """The cause of a symptom and its remedies, each a list of overrides, the most likely to
     heal the run first (a remedy needing the lr is left out when the lr is unknown)."""
     if symptom == "diverged":
@@ -126,7 +129,17 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
     ev["lr_factor"] = factor
     cause = ("The learning rate is too low (or the gradients vanish): the loss is still falling "
              "far from where it is heading, or barely moves.")
-    return cause, _nonempty([_lr(lr, factor), ["data.normalize=true"]])
+    options = [_lr(lr, factor), ["data.normalize=true"]]
+    epochs = ev.get("epochs_run")
+    if ev.get("tail_ratio", 0.0) > 1 and epochs and longer:
+        # Still speeding up: the run is leaving a plateau (a saddle, saturated units), where a
+        # larger lr meets the sharper curvature beyond it. More epochs at this lr finish what
+        # has begun: as many times the epochs as the lr factor its pace asks for.
+        need = _raise_factor(ratio, t, cap=False)
+        cause = ("The loss is still falling faster and faster at the end: the run is leaving a "
+                 "plateau (vanishing gradients, a saddle) and was stopped while it did.")
+        options.insert(0, [f"train.epochs={int(_nice(epochs * need))}"])
+    return cause, _nonempty(options)
 
 
 def _steps_per_epoch(cfg: _Params) -> int:
@@ -161,12 +174,21 @@ def _ramp(cfg: _Params, train: np.ndarray, lr: Optional[float],
                    "train.lr_schedule=constant"]
 
 
-def _raise_factor(removed: float, t: Thresholds) -> float:
+def _raise_factor(removed: float, t: Thresholds, cap: bool = True) -> float:
     """The power of ten by which to raise the lr of a run that removed this share of its
-    reducible loss (exponential convergence, rate ~ lr), so that it removes stall_target."""
+    reducible loss (exponential convergence, rate ~ lr), so that it removes stall_target.
+    ``cap`` False: the factor itself (at least 2, at most max_lr_factor), not a power of ten."""
     kt = -math.log(max(1.0 - removed, 1e-12))
     need = -math.log(1.0 - t.stall_target) / kt if kt > 0 else math.inf
+    if not cap:
+        return min(max(need, 2.0), t.max_lr_factor) if removed >= t.min_progress else 10.0
     return 10.0 if removed < t.min_progress else _pow10(need, t.max_lr_factor)
+
+
+def _nice(x: float) -> float:
+    """x rounded up to 1, 2 or 5 times a power of ten (a number a person would type)."""
+    p = 10.0 ** math.floor(math.log10(x))
+    return next(m * p for m in (1, 2, 5, 10) if m * p >= x * (1 - 1e-9))
 
 
 def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds,
@@ -184,7 +206,8 @@ def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds
         is lr * sign(grad), RMSprop's lr / sqrt(1 - alpha) * sign(grad): G is not known).
     rho >= overshoot: the lr is cut by the power of ten at or above rho (at least 10x).
     Otherwise the share of the reducible loss (taken down to the lowest loss of the run, no
-    lower than the floor) the first step removed, f1, is the most a plain step removes: kept
+    lower than the floor) the first epoch removed, f1 (its S minibatch steps already summing
+    1..S gradients: (S + 1) / 2 times the plain progress), is the most plain steps remove: kept
     up for the run's epochs it gets through k*T = -T ln(1 - f1) time constants (momentum's
     steps grow to 1 / (1 - beta) times the first). Fewer than first_step_epochs: the lr is
     raised as for a stall that removed 1 - exp(-k*T)."""
@@ -220,7 +243,10 @@ def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds
     f1 = min((l0 - l1) / (l0 - low), 1.0)
     epochs = cfg.get_int("train.epochs") or len(train)
     beta = heavy_ball(cfg)
-    kt = -epochs * math.log(max(1.0 - f1, 1e-300)) / max(1.0 - beta, 1e-3)
+    # With S minibatch steps an epoch, the first epoch's k-th step already follows the sum of k
+    # gradients: it moved (S + 1) / 2 times as far as S plain steps would have.
+    steps = _steps_per_epoch(cfg)
+    kt = -epochs * math.log(max(1.0 - f1, 1e-300)) / max(1.0 - beta, 1e-3) * 2 / (steps + 1)
     ev["first_step_time_constants"] = _r(min(kt, 1e6))
     if kt >= t.first_step_epochs:
         return [], ""

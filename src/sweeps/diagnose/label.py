@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from sweeps.diagnose.curves import (_array, _clock, _first_nonfinite, _floor, _growth, _jitter,
+from sweeps.diagnose.curves import (_array, _clock, _end_share, _first_nonfinite, _floor, _growth, _jitter,
     _lost_ground, _lr_rising, _max_autocorr, _r, _sign_changes, _smooth, _zigzag)
 from sweeps.diagnose.fixes import _verdict
 from sweeps.diagnose.foreign import in_own_terms
@@ -172,6 +172,10 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
                 g_left / t.stall_grad if g_left is not None else 0.0)
     if stall > 1 or (g_left is not None and g_left >= t.stall_grad):
         share = min(float(removed), 1 - g_left**2) if g_left is not None else float(removed)
+        # A tail still speeding up (leaving a plateau) removes more per epoch than its average
+        # so far: the lr it needs is read off its last quarter's pace.
+        end = _end_share(smooth, floor) if tail_ratio > 1 else None
+        share = max(share, end) if end is not None else share
         # Val already climbs while train falls: a larger lr gets there sooner, so stop early too.
         rising = (turn if turn else _val_turn_margin(train, smooth, val, scale, cfg, t)) >= 1
         if rising:

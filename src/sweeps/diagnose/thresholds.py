@@ -74,6 +74,8 @@ class Thresholds:
     # fixes
     stall_target: float = 0.8  # a stalled run's lr is raised to remove this share in its epochs
     min_progress: float = 1e-6  # removed share below which a stall says nothing about the lr
+    #   (a float32 loss resolves ~1e-7 of itself; above that, the drop at a small lr is first
+    #   order in the lr, so the share removed measures the rate a raise multiplies)
     max_lr_factor: float = 1000.0  # the largest lr change a fix guesses (a stall, a swing)
     max_lr_cut: float = 1e6  # a diverged run's cut: its per-step growth g puts lr x the
     #   stiffest curvature at >= 1 + sqrt(g) (gradient descent on a quadratic), a measure, so

@@ -127,3 +127,15 @@ def test_the_fix_heals(run, setup, symptom):
     assert d.symptom == symptom, d.evidence
     fixed = _apply(cfg, d.fix)
     assert _truth(run, fixed) == "healthy", (d.fix, fixed)
+
+
+def test_more_epochs_in_another_scripts_terms():
+    """A foreign run leaving its plateau gets its longer run under its own epochs param, or in
+    words; never this project's train.epochs."""
+    train, val = _deep_net("sigmoid", 4, 0)(0.1, 100)
+    d = diagnose(train, val, config={"lr": "0.1", "num_epochs": "100"})
+    assert d.symptom == "stalled"
+    assert d.fix[0].startswith("num_epochs: 100 -> "), d.fix
+    assert int(d.fix[0].split("-> ")[1]) > 100
+    words = diagnose(train, val, config={"lr": "0.1"})
+    assert words.fix[0].startswith("train for ") and "train." not in " ".join(words.fix)

@@ -14,6 +14,8 @@ WORDS = {
     "train.zero_grad": "call optimizer.zero_grad() before each backward()",
     "train.early_stop": "stop at the validation minimum (early stopping)",
     "train.lr_schedule": "decay the learning rate over the run ({value} schedule)",
+    "train.lr_schedule=constant": "keep the learning rate constant (no schedule)",
+    "train.epochs": "train for {value} epochs",
     "train.clip_grad_norm": "clip the gradient norm at {value}",
     "data.normalize": "standardise the inputs (zero mean, unit variance)",
     "optimizer.weight_decay": "add weight decay {value}",
@@ -38,7 +40,7 @@ def _say(override: str, cfg: Params) -> str:
     if src is not None:
         old = cfg.get(key)
         return f"{src}: {old} -> {_like(value, old)}"
-    return WORDS.get(key, override).format(value=value)
+    return WORDS.get(override, WORDS.get(key, override)).format(value=value)
 
 
 def _like(value: str, old: object) -> str:

@@ -139,3 +139,69 @@ def test_more_epochs_in_another_scripts_terms():
     assert int(d.fix[0].split("-> ")[1]) > 100
     words = diagnose(train, val, config={"lr": "0.1"})
     assert words.fix[0].startswith("train for ") and "train." not in " ".join(words.fix)
+
+
+def _ill_conditioned(scales, w_true):
+    """Full-batch gradient descent on a regression whose features differ in scale (the stiff
+    weight's curvature 2 * scales[0]**2 caps the lr, the flat ones crawl); logs the gradient
+    norm the labeller reads the first step's curvature from. run(cfg) -> (train, val, grads)."""
+    g = np.random.default_rng(0)
+    d, n = len(scales), 200
+    x, xv = g.standard_normal((n, d)) * scales, g.standard_normal((100, d)) * scales
+    y, yv = x @ w_true + 0.1 * g.standard_normal(n), xv @ w_true + 0.1 * g.standard_normal(100)
+
+    def run(cfg: dict):
+        w, train, val, grads = np.zeros(d), [], [], []
+        with np.errstate(all="ignore"):
+            for _ in range(int(cfg["train"]["epochs"])):
+                res = x @ w - y
+                train.append(float(res @ res / n))
+                val.append(float(np.mean((xv @ w - yv) ** 2)))
+                grad = 2 * x.T @ res / n
+                grads.append(float(np.linalg.norm(grad)))
+                if not math.isfinite(train[-1]):
+                    break
+                w = w - cfg["optimizer"]["lr"] * grad
+        return train, val, grads
+    run.stiffest = float(np.linalg.eigvalsh(2 * x.T @ x / n)[-1])  # the loss's largest curvature
+    return run
+
+
+@pytest.mark.parametrize("scales,w_true,lr,T", [
+    pytest.param([10.0, 1.0], [0.1, 2.0], 5e-3, 30, id="two-scales"),
+    pytest.param([20.0, 1.0, 1.0], [0.1, 2.0, 2.0], 1e-3, 50, id="three-weights"),
+])
+def test_a_stall_at_the_curvature_limit_trains_longer(scales, w_true, lr, T):
+    """Stalled because the stiff weight caps the lr: the first plain step already went about
+    the whole way to the minimum along the gradient, so the usual 10x lr blows up. More epochs
+    at this lr heal it (continuation truth)."""
+    run = _ill_conditioned(np.array(scales), np.array(w_true))
+    cfg = {"optimizer": {"name": "sgd", "lr": lr}, "train": {"epochs": T}}
+
+    def two(c):
+        return run(c)[:2]
+
+    assert _truth(two, cfg) == "stalled"
+    assert _truth(two, _apply(cfg, [f"optimizer.lr={10 * lr}"])) != "healthy"  # 10x overshoots
+    train, val, grads = run(cfg)
+    d = diagnose(train, val, config=cfg, grad_norm=grads)
+    assert d.symptom == "stalled"
+    assert _truth(two, _apply(cfg, d.fix)) == "healthy", d.fix
+
+
+def test_a_stall_past_the_curvature_limit_cuts_the_lr():
+    """The gradient does not shrink because the stiff weight zig-zags across its valley at
+    lr x lambda ~ 2 (the first step overshot its minimum): called stalled by its gradient, but
+    healed by a smaller lr, not a larger one (continuation truth)."""
+    run = _ill_conditioned(np.array([10.0, 1.0]), np.array([1.0, 0.1]))
+    cfg = {"optimizer": {"name": "sgd", "lr": 1.995 / run.stiffest}, "train": {"epochs": 50}}
+
+    def two(c):
+        return run(c)[:2]
+
+    assert _truth(two, cfg) == "stalled"
+    train, val, grads = run(cfg)
+    d = diagnose(train, val, config=cfg, grad_norm=grads)
+    assert d.symptom == "stalled"
+    assert float(d.fix[0].split("=")[1]) < cfg["optimizer"]["lr"], d.fix
+    assert _truth(two, _apply(cfg, d.fix)) == "healthy", d.fix

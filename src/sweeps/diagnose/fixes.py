@@ -7,9 +7,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from sweeps.config import ConfigError, OptimizerName, n_params
-from sweeps.diagnose.curves import _clock, _lr_rising, _r
+from sweeps.config import ConfigError, n_params
+from sweeps.diagnose.curves import _r
 from sweeps.diagnose.params import Params as _Params, heavy_ball
+from sweeps.diagnose.steps import (_nice, _pow10, _raise_factor, _ramp, _room, _sgd_rho,
+                                   _steps_per_epoch)
 from sweeps.diagnose.thresholds import Thresholds
 from sweeps.diagnose.verdict import Diagnosis
 
@@ -33,7 +35,8 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
     # Early stopping ends a longer run where it ended this one: more epochs are no remedy.
     cause, options = _symptom_fix(symptom, lr, ev, t, ratio, early_stop_first,
                                   cfg.get_float("optimizer.weight_decay"),
-                                  longer=not cfg.get_bool("train.early_stop"))
+                                  longer=not cfg.get_bool("train.early_stop"),
+                                  room=_room(cfg, curves, lr) if symptom == "stalled" else None)
     ramp = _ramp(cfg, curves[0], lr, ev) if symptom in ("diverged", "oscillating") else None
     if ramp:
         cause, options = ramp[0], [ramp[1], *options]
@@ -91,7 +94,8 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
 def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Thresholds,
                  ratio: float, early_stop_first: bool,
                  weight_decay: float | None = None,
-                 longer: bool = True) -> tuple[str, list[list[str]]]:
+                 longer: bool = True,
+                 room: Optional[float] = None) -> tuple[str, list[list[str]]]:
     """The cause of a symptom and its remedies, each a list of overrides, the most likely to
     heal the run first (a remedy needing the lr is left out when the lr is unknown)."""
     if symptom == "diverged":
@@ -131,6 +135,32 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
              "far from where it is heading, or barely moves.")
     options = [_lr(lr, factor), ["data.normalize=true"]]
     epochs = ev.get("epochs_run")
+    if room is not None and factor > room:
+        # The first plain step already went 1/room of the way to the minimum along the
+        # gradient: a factor-x lr overshoots the stiff directions while the flat ones stall.
+        ev["lr_room"] = _r(room)
+        if room >= 10:
+            factor = ev["lr_factor"] = 10.0 ** math.floor(math.log10(room))
+            options[0] = _lr(lr, factor)
+        elif room < 1:
+            # Past the minimum already: the stiffest direction zig-zags across its valley at
+            # lr x lambda ~ 2, so the gradient never shrinks (that, not the loss, is the stall).
+            cut = ev["lr_factor"] = _pow10(1 / room, t.max_lr_factor)
+            cause = (f"The gradient does not shrink because the learning rate is too high for "
+                     f"the stiffest direction: the first step went {1 / room:.2g} times the way "
+                     "to the minimum along the gradient, so the weights zig-zag across the "
+                     "valley instead of settling.")
+            return cause, _nonempty([_lr(lr, 1 / cut), ["train.lr_schedule=cosine"]])
+        else:
+            cause = (f"The loss barely moves, yet the learning rate is near what the curvature "
+                     f"allows: the first step went {1 / room:.2g} of the way to the minimum "
+                     "along the gradient, so a 10x lr overshoots. The loss is ill-conditioned "
+                     "(inputs on different scales: normalise them) or on a plateau (vanishing "
+                     "gradients): more epochs at this lr.")
+            need = _raise_factor(ratio, t, cap=False)
+            longer_fix = [f"train.epochs={int(_nice(epochs * min(need, t.max_epochs_factor)))}"] if epochs and longer \
+                else []
+            return cause, _nonempty([longer_fix, ["data.normalize=true"]])
     if ev.get("tail_ratio", 0.0) > 1 and epochs and longer:
         # Still speeding up: the run is leaving a plateau (a saddle, saturated units), where a
         # larger lr meets the sharper curvature beyond it. More epochs at this lr finish what
@@ -138,57 +168,8 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
         need = _raise_factor(ratio, t, cap=False)
         cause = ("The loss is still falling faster and faster at the end: the run is leaving a "
                  "plateau (vanishing gradients, a saddle) and was stopped while it did.")
-        options.insert(0, [f"train.epochs={int(_nice(epochs * need))}"])
+        options.insert(0, [f"train.epochs={int(_nice(epochs * min(need, t.max_epochs_factor)))}"])
     return cause, _nonempty(options)
-
-
-def _steps_per_epoch(cfg: _Params) -> int:
-    """Optimizer steps per epoch: training points over the batch size (1: full batch, or not
-    known). A loss that grows by g per step grows by g**steps per epoch."""
-    n, b = cfg.get_float("data.n_train"), cfg.get_float("train.batch_size")
-    if not n or not b or b <= 0 or b >= n:
-        return 1
-    return int(math.ceil(n / b))
-
-
-def _ramp(cfg: _Params, train: np.ndarray, lr: Optional[float],
-          ev: dict[str, Any]) -> Optional[tuple[str, list[str]]]:
-    """A schedule that raises the lr every epoch took the run from where it learned to where it
-    blows up or swings: an lr range test. Its reading (Smith's): the lr at which the loss was
-    lowest is the edge of stability, so hold a tenth of it, constant. (The cause, the fix.)"""
-    clock = _clock(cfg, len(train))
-    if lr is None or not _lr_rising(clock):
-        return None
-    finite = np.flatnonzero(np.isfinite(train))
-    if len(finite) < 2:
-        return None
-    best = int(finite[np.argmin(train[finite])])
-    steps = np.diff(clock[0])
-    at_best = float(steps[min(max(best - 1, 0), len(steps) - 1)])
-    rise = float(steps[-1] / steps[0])
-    ev["lr_at_lowest_loss"] = _r(lr * at_best)
-    cause = (f"The lr schedule raises the learning rate every epoch (x{rise:.3g} over the run): "
-             f"the loss was lowest at epoch {best}, at an lr of {lr * at_best:.3g}, and the "
-             "larger lrs after it overshoot.")
-    return cause, [f"optimizer.lr={float(f'{lr * at_best / 10.0:.2g}')!r}",
-                   "train.lr_schedule=constant"]
-
-
-def _raise_factor(removed: float, t: Thresholds, cap: bool = True) -> float:
-    """The power of ten by which to raise the lr of a run that removed this share of its
-    reducible loss (exponential convergence, rate ~ lr), so that it removes stall_target.
-    ``cap`` False: the factor itself (at least 2, at most max_lr_factor), not a power of ten."""
-    kt = -math.log(max(1.0 - removed, 1e-12))
-    need = -math.log(1.0 - t.stall_target) / kt if kt > 0 else math.inf
-    if not cap:
-        return min(max(need, 2.0), t.max_lr_factor) if removed >= t.min_progress else 10.0
-    return 10.0 if removed < t.min_progress else _pow10(need, t.max_lr_factor)
-
-
-def _nice(x: float) -> float:
-    """x rounded up to 1, 2 or 5 times a power of ten (a number a person would type)."""
-    p = 10.0 ** math.floor(math.log10(x))
-    return next(m * p for m in (1, 2, 5, 10) if m * p >= x * (1 - 1e-9))
 
 
 def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds,
@@ -216,16 +197,11 @@ def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds
     if len(train) < 2 or lr is None or not math.isfinite(float(train[0])):
         return [], ""
     l0, l1 = float(train[0]), float(train[1])
-    name = str(cfg.get("optimizer.name") or "").lower()
     rho = None
     if not math.isfinite(l1):
         rho = math.inf
-    elif name in (OptimizerName.sgd, OptimizerName.momentum) and len(grads) \
-            and math.isfinite(float(grads[0])) and grads[0] > 0:
-        g0 = float(grads[0])
-        clip = cfg.get_float("train.clip_grad_norm")
-        gain = lr * g0 * g0 * (min(1.0, clip / g0) if clip and clip > 0 else 1.0)
-        rho = 2.0 * (1.0 - (l0 - l1) / gain)
+    elif _sgd_rho(train, grads, cfg, lr) is not None:
+        rho = _sgd_rho(train, grads, cfg, lr)
     elif l1 > l0 > 0:
         rho = 1.0 + math.sqrt(l1 / l0)
     if rho is not None:
@@ -298,12 +274,4 @@ def _lr(lr: Optional[float], factor: float) -> list[str]:
     if lr is None or not math.isfinite(lr) or lr <= 0:
         return []
     return [f"optimizer.lr={float(f'{lr * factor:.6g}')!r}"]
-
-
-def _pow10(x: float, cap: float) -> float:
-    """The power of ten at or above x, at least 10 and at most cap."""
-    if not math.isfinite(x):
-        return cap
-    return float(min(max(10.0 ** math.ceil(math.log10(max(x, 1.0)) - 1e-9), 10.0), cap))
-
 

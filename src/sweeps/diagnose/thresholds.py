@@ -77,6 +77,8 @@ class Thresholds:
     #   (a float32 loss resolves ~1e-7 of itself; above that, the drop at a small lr is first
     #   order in the lr, so the share removed measures the rate a raise multiplies)
     max_lr_factor: float = 1000.0  # the largest lr change a fix guesses (a stall, a swing)
+    max_epochs_factor: float = 100.0  # the most epochs a fix multiplies a run's by (a plateau
+    #   that asks for more needs another remedy: the lr alternative, normalised inputs)
     max_lr_cut: float = 1e6  # a diverged run's cut: its per-step growth g puts lr x the
     #   stiffest curvature at >= 1 + sqrt(g) (gradient descent on a quadratic), a measure, so
     #   it is not held to max_lr_factor; this only bounds a growth read off a few epochs

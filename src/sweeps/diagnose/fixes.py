@@ -100,7 +100,8 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
     heal the run first (a remedy needing the lr is left out when the lr is unknown)."""
     if symptom == "diverged":
         # 10x, or more when the growth says 10x is not enough: gradient descent on a quadratic
-        # grows the loss by (lr*lam - 1)**2 per epoch, so lr*lam ~ 1 + sqrt(growth); aim at 1.
+        # grows the loss by (lr*lam - 1)**2 per step (ratio: the growth per optimizer step), so
+        # lr*lam ~ 1 + sqrt(growth); aim at 1.
         factor = _pow10(1 + math.sqrt(max(ratio, 0.0)), t.max_lr_cut)
         ev["lr_factor"] = factor
         cause = "The learning rate is too high: each step overshoots further and the loss blows up."
@@ -157,19 +158,25 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
                      "along the gradient, so a 10x lr overshoots. The loss is ill-conditioned "
                      "(inputs on different scales: normalise them) or on a plateau (vanishing "
                      "gradients): more epochs at this lr.")
-            need = _raise_factor(ratio, t, cap=False)
-            longer_fix = [f"train.epochs={int(_nice(epochs * min(need, t.max_epochs_factor)))}"] if epochs and longer \
-                else []
-            return cause, _nonempty([longer_fix, ["data.normalize=true"]])
+            more = _more_epochs(epochs, ratio, t) if longer else []
+            return cause, _nonempty([more, ["data.normalize=true"]])
     if ev.get("tail_ratio", 0.0) > 1 and epochs and longer:
         # Still speeding up: the run is leaving a plateau (a saddle, saturated units), where a
         # larger lr meets the sharper curvature beyond it. More epochs at this lr finish what
         # has begun: as many times the epochs as the lr factor its pace asks for.
-        need = _raise_factor(ratio, t, cap=False)
         cause = ("The loss is still falling faster and faster at the end: the run is leaving a "
                  "plateau (vanishing gradients, a saddle) and was stopped while it did.")
-        options.insert(0, [f"train.epochs={int(_nice(epochs * min(need, t.max_epochs_factor)))}"])
+        options.insert(0, _more_epochs(epochs, ratio, t))
     return cause, _nonempty(options)
+
+
+def _more_epochs(epochs: Optional[int], removed: float, t: Thresholds) -> list[str]:
+    """``train.epochs=`` as many times the run's epochs as the lr factor its pace asks for (at
+    most max_epochs_factor), rounded to a number a person would type; [] without epochs."""
+    if not epochs:
+        return []
+    need = min(_raise_factor(removed, t, cap=False), t.max_epochs_factor)
+    return [f"train.epochs={int(_nice(epochs * need))}"]
 
 
 def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds,
@@ -200,8 +207,8 @@ def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds
     rho = None
     if not math.isfinite(l1):
         rho = math.inf
-    elif _sgd_rho(train, grads, cfg, lr) is not None:
-        rho = _sgd_rho(train, grads, cfg, lr)
+    elif (sgd := _sgd_rho(train, grads, cfg, lr)) is not None:
+        rho = sgd
     elif l1 > l0 > 0:
         rho = 1.0 + math.sqrt(l1 / l0)
     if rho is not None:

@@ -8,8 +8,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from sweeps.diagnose.curves import (_array, _clock, _end_share, _first_nonfinite, _floor, _growth, _jitter,
-    _lost_ground, _lr_rising, _max_autocorr, _r, _sign_changes, _smooth, _zigzag)
+from sweeps.diagnose.curves import (_array, _clock, _end_share, _first_nonfinite, _floor, _growth,
+    _jitter, _lost_ground, _lr_rising, _max_autocorr, _r, _sign_changes, _smooth, _zigzag)
 from sweeps.diagnose.fixes import _verdict
 from sweeps.diagnose.foreign import in_own_terms
 from sweeps.diagnose.params import Params as _Params, heavy_ball

@@ -2,7 +2,7 @@
 runs from set-ups the diagnostic preset does not use, each with a ground truth that does not
 come from the labeller.
   python benchmarks/generalisation.py            # build the corpus if missing, score both parts
-  python benchmarks/generalisation.py --rebuild  # rebuild it (about 10 minutes on 2 cores)
+  python benchmarks/generalisation.py --rebuild  # rebuild it (about 100 minutes on 2 cores)
   python benchmarks/generalisation.py -v         # also list every disagreement with its measures
   python benchmarks/generalisation.py --verify-fixes   # also: do the fixes heal (2 rounds)?
   python benchmarks/generalisation.py --family preset  # the diagnostic preset, cached likewise
@@ -44,8 +44,16 @@ Reducible loss R = L0 - L_ref. Rules, first match wins:
                more time hurts what the run is for, whatever train could still remove.
   stalled      the run removed less than STALL = 1 - 1/e of R: L0 - L_T < STALL x R, with L_T
                the last value of the train loss's running median of 3 (it did not get through
-               one time constant of what more time or a 10x lr removes).
+               one time constant of what more time or a 10x lr removes); or (added in the
+               sixth session, see below) L_ref >= (1 - CHANCE) x L_const, CHANCE = 0.05.
   healthy      otherwise.
+L_const, the training loss of the best constant prediction (the entropy of the class
+frequencies for cross-entropy and BCE, the targets' variance for MSE, on the run's own training
+split): a run that neither it, C, K nor Hi takes clearly below L_const learned nothing from its
+inputs (saturated or dead units, raw features) and is stalled, "loss barely moves ... vanishing
+gradients" in the symptom table, whatever more time or a 10x lr does; the first five sessions'
+rules called such a run healthy once it had levelled off at chance. Every data set in the corpus
+is learnable far below L_const (a linear model on normalised inputs gets there).
 The cause: with zero_grad() missing (train.zero_grad false) an unhealthy run's cause is that bug,
 and the labeller must name it (in its cause or fix); otherwise the cause is the symptom's own
 (lr too high: diverged/oscillating, lr too low: stalled, memorising: overfitting), and is right

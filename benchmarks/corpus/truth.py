@@ -17,6 +17,8 @@ VAL_NOISE = 4.0  # ... and this many std devs of its jitter above it ...
 VAL_MATERIAL = 0.05  # ... after falling this share of its start
 TRAIN_FALL = 0.01  # ... while train fell this share of the reducible loss after the minimum
 STALL = 1 - math.exp(-1)  # stalled: removed less than this share of the reducible loss
+CHANCE = 0.05  # ... or nothing the run, C, K or Hi reached is this share below the loss of the
+#   best constant prediction: the inputs taught the model nothing (added in the sixth session)
 
 
 def _finite_min(*curves: Optional[list[float]]) -> float:
@@ -57,9 +59,11 @@ def _swings(curve: np.ndarray, reducible: float) -> bool:
     return rel >= SWING or ratio >= DECADE_SWING
 
 
-def judge(run: dict, cont: dict, hi: dict, const: Optional[dict]) -> dict:
+def judge(run: dict, cont: dict, hi: dict, const: Optional[dict],
+          chance: Optional[float] = None) -> dict:
     """The symptom the continuation runs give a run. Each argument is a history
-    (``train_loss``, ``val_loss`` lists). Returns {symptom, why, measures}."""
+    (``train_loss``, ``val_loss`` lists); ``chance``: the training loss of the best constant
+    prediction, where known. Returns {symptom, why, measures}."""
     tr = run["train_loss"]
     T = len(tr)
     l0 = float(tr[0])
@@ -108,6 +112,11 @@ def judge(run: dict, cont: dict, hi: dict, const: Optional[dict]) -> dict:
             return {"symptom": "overfitting", "why": f"val up {rise / abs(vs[i]):.1%} after "
                     f"its minimum at epoch {i} while train falls, still up at 10 T",
                     "measures": m}
+    if chance is not None and chance > 0 and l_ref >= (1 - CHANCE) * chance:
+        m["chance"] = chance
+        return {"symptom": "stalled", "why": f"never below the best constant prediction's loss "
+                f"{chance:.4g} (L_ref {l_ref:.4g}): nothing learned from the inputs",
+                "measures": m}
     if removed < STALL:
         return {"symptom": "stalled", "why": f"removed {removed:.2f} of what 10 T / 10x lr "
                 "remove", "measures": m}

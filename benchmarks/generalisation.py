@@ -4,6 +4,7 @@ come from the labeller.
   python benchmarks/generalisation.py            # build the corpus if missing, score both parts
   python benchmarks/generalisation.py --rebuild  # rebuild it (about 100 minutes on 2 cores)
   python benchmarks/generalisation.py -v         # also list every disagreement with its measures
+  python benchmarks/generalisation.py --part calibration -v  # what a tuning session looks at
   python benchmarks/generalisation.py --verify-fixes   # also: do the fixes heal (2 rounds)?
   python benchmarks/generalisation.py --family preset  # the diagnostic preset, cached likewise
   pip install -e ".[bench]"                      # scikit-learn, for its bundled data sets
@@ -84,12 +85,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--family", action="append", default=[],
                     help="only these families (repeatable); default: all")
     ap.add_argument("--cache", default=str(CACHE), help="where the corpus is cached")
+    ap.add_argument("--part", choices=["calibration", "test"],
+                    help="only the families of this part (tune with --part calibration)")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every disagreement")
     ap.add_argument("--verify-fixes", action="store_true",
                     help="re-run every run labelled unhealthy with its fix (2 rounds); heal rates")
     args = ap.parse_args(argv)
     known = fam.FAMILIES + [fam.PRESET]
-    names = args.family or [f.name for f in fam.FAMILIES]
+    names = args.family or [f.name for f in fam.FAMILIES if args.part in (None, f.part)]
     unknown = sorted(set(names) - {f.name for f in known})
     if unknown:
         print(f"--family={unknown[0]!r}: must be one of {[f.name for f in known]}",

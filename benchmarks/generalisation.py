@@ -93,10 +93,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = ap.parse_args(argv)
     known = fam.FAMILIES + [fam.PRESET]
     names = args.family or [f.name for f in fam.FAMILIES if args.part in (None, f.part)]
-    unknown = sorted(set(names) - {f.name for f in known})
+    allowed = [f.name for f in known if args.part in (None, f.part)]
+    unknown = sorted(set(names) - set(allowed))
     if unknown:
-        print(f"--family={unknown[0]!r}: must be one of {[f.name for f in known]}",
-              file=sys.stderr)
+        print(f"--family={unknown[0]!r}: must be one of {allowed}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     runs: list[dict[str, Any]] = []

@@ -34,7 +34,8 @@ def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
         g = np.random.default_rng(7)
         x = g.uniform(-2, 2, (400, 1))
         return x, np.sin(3 * x[:, 0]) + 0.3 * g.standard_normal(400)
-    raise ValueError(f"data.name={name!r}: must be one of digits, breast_cancer, diabetes, wine, wave")
+    raise ValueError(f"data.name={name!r}: must be one of digits, breast_cancer, diabetes, wine, "
+                     "wave")
 
 
 def load(d: dict, seed: int) -> tuple[torch.Tensor, ...]:

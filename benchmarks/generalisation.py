@@ -6,6 +6,7 @@ come from the labeller.
   python benchmarks/generalisation.py -v         # also list every disagreement with its measures
   python benchmarks/generalisation.py --part calibration -v  # what a tuning session looks at
   python benchmarks/generalisation.py --verify-fixes   # also: do the fixes heal (2 rounds)?
+  python benchmarks/generalisation.py --baseline  # as if every run logged its baseline_loss
   python benchmarks/generalisation.py --family preset  # the diagnostic preset, cached likewise
   pip install -e ".[bench]"                      # scikit-learn, for its bundled data sets
 
@@ -74,7 +75,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from corpus import families as fam  # noqa: E402
-from corpus.score import report, score  # noqa: E402
+from corpus.score import BASELINE_SOURCES, report, score  # noqa: E402
 
 CACHE = ROOT / "outputs" / "generalisation"
 
@@ -90,7 +91,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="list every disagreement")
     ap.add_argument("--verify-fixes", action="store_true",
                     help="re-run every run labelled unhealthy with its fix (2 rounds); heal rates")
+    ap.add_argument("--baseline", action="store_true",
+                    help="give every run its baseline loss (the loss of the best constant "
+                    "prediction), as a script that logs baseline_loss would; default: only this "
+                    "project's runner's runs, which record it")
     args = ap.parse_args(argv)
+    if args.baseline:
+        BASELINE_SOURCES.add("custom")
     known = fam.FAMILIES + [fam.PRESET]
     names = args.family or [f.name for f in fam.FAMILIES if args.part in (None, f.part)]
     allowed = [f.name for f in known if args.part in (None, f.part)]

@@ -14,9 +14,22 @@ def _zero_grad_off(config: dict) -> bool:
     return v is False or str(v).lower() == "false"
 
 
+# The sources whose runs record their baseline loss (the loss of the best constant prediction)
+# as ``data.baseline_loss``: this project's runner does (since the seventh session); another
+# script's runs (the custom trainer) do not, unless generalisation.py --baseline asks what a
+# script that logs ``baseline_loss`` would get.
+BASELINE_SOURCES = {"runner"}
+
+
 def label(run: dict[str, Any], thresholds: Thresholds = DEFAULT):
-    h = run["history"]
-    return diagnose(h["train_loss"], h["val_loss"], config=run["config"],
+    h, config = run["history"], run["config"]
+    if run.get("source") in BASELINE_SOURCES:
+        if "baseline" not in run:  # of the targets: the same for a fix (normalising is of x)
+            from corpus.families import _constant_loss
+
+            run["baseline"] = float(f"{_constant_loss(run):.6g}")  # as the store keeps it
+        config = {**config, "data": {**config["data"], "baseline_loss": run["baseline"]}}
+    return diagnose(h["train_loss"], h["val_loss"], config=config,
                     grad_norm=h["grad_norm"] if run.get("full_batch", True) else None,
                     thresholds=thresholds)
 

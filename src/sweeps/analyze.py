@@ -91,7 +91,7 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
     """
     found = tracking.find_experiment(uri, experiment)
     if found is None:
-        what = f"experiment {experiment!r}" if experiment else "a sweep"
+        what = f"experiment {experiment!r}" if experiment else "sweep"
         raise ConfigError(f"--experiment={experiment!r}: no {what} in {tracking.scrub(uri)}; "
                           "run a sweep first or name an existing experiment")
     exp_id, exp_name = found

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import socket
+from types import SimpleNamespace
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeps import record, stopping, tracking
 from sweeps.checks import validate
 from sweeps.config import config_hash, training_config
+from sweeps.data import baseline_loss
 from sweeps.diagnose import diagnose
 from sweeps.loop import History, resolve_device, train
 from sweeps.progress import mark_job
@@ -127,7 +129,7 @@ def execute(cfg: DictConfig, overrides: list[str], parent: Optional[dict[str, st
     hc = _hydra()
     choices = dict(hc.runtime.choices) if hc else _choices(overrides)
     rec = record.begin(container, overrides, choices, host=_HOST, pid=os.getpid(), parent=parent,
-                       extra_tags=extra_tags, trained=trained)
+                       extra_tags=extra_tags, trained=trained, baseline=baseline(container))
     job_num = (extra_tags or {}).get("sweeps.job_num")
     marks = parent.get("sweep_dir") if parent and job_num is not None else None
     try:
@@ -182,9 +184,20 @@ def _choices(overrides: list[str]) -> dict[str, str]:
     return out
 
 
+def baseline(cfg: Mapping[str, Any]) -> float:
+    """The run's ``data.baseline_loss`` as its params keep it (6 significant digits): the
+    training loss of predicting the mean target, drawn from the config (composed or container)."""
+    data = cfg["data"]
+    data = SimpleNamespace(**data) if isinstance(data, dict) else data
+    return float(f"{baseline_loss(data, cfg['train']['seed']):.6g}")
+
+
 def label(cfg: Mapping[str, Any], history: History) -> Any:
-    """Diagnose a run from its history and config (composed or container)."""
-    return diagnose(history["train_loss"], history["val_loss"], config=training_config(cfg),
+    """Diagnose a run from its history and config (composed or container), with the baseline
+    loss its params record."""
+    config = training_config(cfg)
+    config["data"] = {**config["data"], "baseline_loss": baseline(cfg)}
+    return diagnose(history["train_loss"], history["val_loss"], config=config,
                     grad_norm=history["grad_norm"])
 
 

@@ -45,3 +45,11 @@ def make_data(data: Any, seed: int, dtype: torch.dtype = torch.float32) -> Datas
     return Dataset(
         x_train.to(dtype), y[: data.n_train].to(dtype), x_val.to(dtype), y[data.n_train :].to(dtype)
     )
+
+
+def baseline_loss(data: Any, seed: int) -> float:
+    """The training loss of the best constant prediction (the mean training target): the
+    training targets' variance. A model whose loss stays there learned nothing from x; the
+    labeller reads it as ``data.baseline_loss``."""
+    y = make_data(data, seed, torch.float64).y_train
+    return float(((y - y.mean()) ** 2).mean())

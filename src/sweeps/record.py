@@ -10,7 +10,8 @@ from typing import Any, Mapping, Optional, Sequence
 from sweeps import tracking
 from sweeps.config import config_hash, dump_yaml, flatten
 
-TAG_BATCH = "sweeps.batch"  # how a batched run's duration was measured
+TAG_BATCH = "sweeps.batch"
+BASELINE = "data.baseline_loss"  # a param: the training loss of predicting the mean target  # how a batched run's duration was measured
 
 # The four sweep axes, in the order run names show them.
 AXES = ("optimizer.name", "optimizer.lr", "data.noise", "train.zero_grad")
@@ -48,12 +49,16 @@ def run_name(cfg: Mapping[str, Any], overrides: Sequence[str]) -> str:
 
 def begin(container: Mapping[str, Any], overrides: Sequence[str], choices: Mapping[str, str], *,
           host: str, pid: int, parent: Optional[Mapping[str, Any]] = None,
-          extra_tags: Optional[Mapping[str, Any]] = None, trained: Any = None) -> RunRecord:
+          extra_tags: Optional[Mapping[str, Any]] = None, trained: Any = None,
+          baseline: Optional[float] = None) -> RunRecord:
     """A run's identity, before it trains: its name, tags (config hash, sweep, overrides, where
     it runs, its parent) and params (the flattened resolved config plus the group choices).
     ``trained``: a History already trained in a batched program, whose share of the program's
-    time becomes the run's start and end, with a ``sweeps.batch`` tag that says so."""
+    time becomes the run's start and end, with a ``sweeps.batch`` tag that says so.
+    ``baseline``: the loss of predicting the mean target, recorded as ``data.baseline_loss``."""
     params = flatten(container)
+    if baseline is not None:
+        params[BASELINE] = f"{baseline:.6g}"
     params.update({g: c for g, c in choices.items() if not g.startswith("hydra") and c})
     tags = {
         tracking.TAG_ROLE: "child" if parent else "single",

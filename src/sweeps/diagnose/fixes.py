@@ -33,10 +33,13 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
     if symptom == "diverged":
         ratio = ratio ** (1.0 / _steps_per_epoch(cfg))
     # Early stopping ends a longer run where it ended this one: more epochs are no remedy.
-    cause, options = _symptom_fix(symptom, lr, ev, t, ratio, early_stop_first,
-                                  cfg.get_float("optimizer.weight_decay"),
-                                  longer=not cfg.get_bool("train.early_stop"),
-                                  room=_room(cfg, curves, lr) if symptom == "stalled" else None)
+    if symptom == "stalled" and "baseline_loss" in ev:
+        cause, options = _collapsed(lr, ev, t, cfg.get_bool("data.normalize"))
+    else:
+        cause, options = _symptom_fix(symptom, lr, ev, t, ratio, early_stop_first,
+                                      cfg.get_float("optimizer.weight_decay"),
+                                      longer=not cfg.get_bool("train.early_stop"),
+                                      room=_room(cfg, curves, lr) if symptom == "stalled" else None)
     ramp = _ramp(cfg, curves[0], lr, ev) if symptom in ("diverged", "oscillating") else None
     if ramp:
         cause, options = ramp[0], [ramp[1], *options]
@@ -168,6 +171,30 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
                  "plateau (vanishing gradients, a saddle) and was stopped while it did.")
         options.insert(0, _more_epochs(epochs, ratio, t))
     return cause, _nonempty(options)
+
+
+def _collapsed(lr: Optional[float], ev: dict[str, Any], t: Thresholds,
+               normalized: Optional[bool]) -> tuple[str, list[list[str]]]:
+    """A run that sits at its baseline loss (what predicting a constant scores). Where its loss
+    first rose well above its start (``peak_over_initial``), the first steps overshot and left
+    the units saturated or dead: cut the lr as for a loss that blew up by that much (a step
+    much longer than the way to the minimum grows the loss ~ its square). Otherwise the
+    gradients vanish: inputs on wild scales (normalise them) or an lr far too low."""
+    cause = (f"The loss sits at {ev['baseline_loss']:.4g}, what predicting the same value for "
+             "every input scores (the mean target; for a classifier, the class frequencies): "
+             "the model has learned nothing from its inputs.")
+    rose = ev.get("peak_over_initial")
+    norm = [] if normalized else ["data.normalize=true"]
+    if rose:
+        factor = ev["lr_factor"] = _pow10(1 + math.sqrt(rose), t.max_lr_factor)
+        cause += (f" Its first steps overshot (the loss rose to {rose:.3g} times its start) and "
+                  "left the units saturated or dead, where the gradient vanishes: the learning "
+                  "rate is too high.")
+        return cause, _nonempty([_lr(lr, 1 / factor), norm, ["train.clip_grad_norm=1.0"]])
+    ev["lr_factor"] = 10.0
+    cause += (" The gradients vanish (saturated or dead units, inputs on scales far from 1) or "
+              "the learning rate is far too low.")
+    return cause, _nonempty([norm, _lr(lr, 10.0)] if norm else [_lr(lr, 10.0)])
 
 
 def _more_epochs(epochs: Optional[int], removed: float, t: Thresholds) -> list[str]:

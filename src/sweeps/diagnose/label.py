@@ -161,7 +161,19 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
                     "noisy to learn from?); more epochs would not have helped it.")
         return _graded(_verdict("healthy", cfg, ev, t, (train, grads), note=note), math.inf, t)
 
-    # 5. Barely moved: little of what the data allows was removed (smoothly: 3 found no swings),
+    # 5. Learned nothing from the inputs: the run ends where predicting a constant (the mean
+    #    target, the class frequencies) would, by the run's own record (data.baseline_loss). A
+    #    flat curve there is a net that collapsed onto the mean, not one that converged.
+    blank = _learned_nothing(cfg, smooth[cut:], end, floor, t)
+    if blank >= 1:
+        base = cfg.get_float("data.baseline_loss")
+        ev.update(baseline_loss=_r(base), learned_share=_r(1 - end / base))
+        rose = float(np.max(train) / init) if init > 0 else 0.0
+        if rose >= t.growth_ratio:  # its first steps threw the weights far: see _collapsed
+            ev["peak_over_initial"] = _r(rose)
+        return _graded(_verdict("stalled", cfg, ev, t, (train, grads)), blank, t)
+
+    # 6. Barely moved: little of what the data allows was removed (smoothly: 3 found no swings),
     #    or the gradient says the minimum is still far (with zero_grad off it is the running sum).
     g_left = None
     if len(grads) == len(train) and cfg.get_bool("train.zero_grad") is not False \
@@ -183,9 +195,29 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
         return _graded(_verdict("stalled", cfg, ev, t, (train, grads), ratio=max(share, 0.0),
                                 early_stop_first=rising), stall, t)
     # Healthy: as far from the nearest unhealthy rule as that rule's measure is from it.
-    near = [osc, turn, stall]
+    near = [osc, turn, stall, blank]
     return _graded(_verdict("healthy", cfg, ev, t, (train, grads)),
                    1.0 / max(max(near), 1e-12), t)
+
+
+def _learned_nothing(cfg: _Params, judged: np.ndarray, end: float, floor: float,
+                     t: Thresholds) -> float:
+    """How clearly a run sits at the loss of predicting a constant (``data.baseline_loss``: the
+    targets' variance, the class frequencies' entropy) with nothing below it in sight: its
+    judged epochs stay within chance_share of that loss and its projected floor is not lower. chance_share over
+    the share of the baseline it removed (>= 1: it learned nothing from its inputs). 0 without a
+    baseline, or where the data's noise alone leaves that much (``data.noise`` squared)."""
+    b = cfg.get_float("data.baseline_loss")
+    if b is None or not (math.isfinite(b) and b > 0 and math.isfinite(end)):
+        return 0.0
+    noise = cfg.get_float("data.noise")
+    if noise is not None and noise * noise >= (1 - t.chance_share) * b:
+        return 0.0
+    learned = 1.0 - end / b
+    if abs(learned) >= t.chance_share or floor < (1 - t.chance_share) * b \
+            or float(np.max(judged)) >= (1 + t.chance_share) * b:
+        return 0.0
+    return t.chance_share / max(learned, t.chance_share / 1e6)
 
 
 def _runaway(judged: np.ndarray, n: int, init: float, t: Thresholds) -> float:

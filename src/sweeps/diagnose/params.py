@@ -17,6 +17,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "train.zero_grad": ("zero_grad", "training.zero_grad", "optim.zero_grad"),
     "train.epochs": ("epochs", "num_epochs", "n_epochs", "training.epochs", "max_epochs"),
     "optimizer.name": ("optimizer", "optim", "optimizer.type", "optim.name", "optimizer_name"),
+    "data.baseline_loss": ("baseline_loss", "constant_loss", "chance_loss"),
 }
 
 

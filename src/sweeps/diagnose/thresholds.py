@@ -68,6 +68,10 @@ class Thresholds:
     #   largest (zero_grad on): near a minimum the excess loss goes as the squared gradient, so
     #   at most 1 - 1/e of it can be gone; catches a curve that flattens because the optimizer's
     #   steps shrank (RMSprop's warm-up, a decaying schedule) rather than because it arrived
+    chance_share: float = 0.05  # or, where the run says what predicting a constant scores
+    #   (``data.baseline_loss``: the targets' variance, the class frequencies' entropy): it ends
+    #   less than this share below that: nothing learned from the inputs (a flat curve there is
+    #   a net that collapsed onto the mean, not one that converged)
     # confidence
     clear_margin: float = 1.5  # a label whose deciding measure is this factor or more from its
     #   threshold is "clear", nearer it is "borderline"

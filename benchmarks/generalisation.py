@@ -56,6 +56,11 @@ inputs (saturated or dead units, raw features) and is stalled, "loss barely move
 gradients" in the symptom table, whatever more time or a 10x lr does; the first five sessions'
 rules called such a run healthy once it had levelled off at chance. Every data set in the corpus
 is learnable far below L_const (a linear model on normalised inputs gets there).
+What the labeller is given: each run's curves (train and val loss; gradient norms where the
+batch is full) and its config. Since the seventh session this project's runner records
+data.baseline_loss, L_const itself (the targets' variance), and the runner families' runs carry
+it; the custom trainer's runs stand for another script's and do not, unless --baseline asks what
+a script that logs a baseline_loss param would get. Both are reported.
 The cause: with zero_grad() missing (train.zero_grad false) an unhealthy run's cause is that bug,
 and the labeller must name it (in its cause or fix); otherwise the cause is the symptom's own
 (lr too high: diverged/oscillating, lr too low: stalled, memorising: overfitting), and is right

@@ -94,31 +94,52 @@ def test_targets_that_ignore_the_inputs_leave_nothing_to_learn():
     assert "learned nothing" not in d.cause  # ... which is all the data allows
 
 
-@pytest.fixture
-def foreign_store(tmp_path):
+def _foreign(tmp_path, log_baseline: bool) -> tuple[str, str, float]:
+    """A store written by the script above with plain mlflow calls: (uri, run id, baseline)."""
     uri = f"sqlite:///{tmp_path / 'theirs.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("mean")
     try:
         train, val, base = _script(1.0, 200)
         with mlflow.start_run(run_name="collapsed") as run:
-            mlflow.log_params({"lr": "1.0", "baseline_loss": f"{base:.6g}"})
+            mlflow.log_params({"lr": "1.0", **({"baseline_loss": f"{base:.6g}"}
+                                                if log_baseline else {})})
             for step, (a, b) in enumerate(zip(train, val)):
                 mlflow.log_metrics({"loss": a, "val_loss": b}, step=step)
     finally:
         mlflow.set_tracking_uri(None)
-    return uri, run.info.run_id
+    return uri, run.info.run_id, base
 
 
-def test_analyze_reads_a_scripts_baseline_loss_param(tmp_path, foreign_store):
-    uri, run_id = foreign_store
-    run_cli(["--tracking-uri", uri, "--experiment", "mean", "--train-metric", "loss",
-             "--val-metric", "val_loss", "--no-plots", "--output-root", str(tmp_path / "out")],
-            tmp_path, module="sweeps.analyze")
+def _analyze(tmp_path, uri: str, *extra: str, check: bool = True):
+    return run_cli(["--tracking-uri", uri, "--experiment", "mean", "--train-metric", "loss",
+                    "--val-metric", "val_loss", "--no-plots", "--output-root",
+                    str(tmp_path / "out"), *extra], tmp_path, module="sweeps.analyze", check=check)
+
+
+def test_analyze_reads_a_scripts_baseline_loss_param(tmp_path):
+    uri, run_id, _ = _foreign(tmp_path, log_baseline=True)
+    _analyze(tmp_path, uri)
     tags = MlflowClient(uri).get_run(run_id).data.tags
     assert tags["symptom"] == "stalled"
     assert tags["fix"].startswith("lr: 1.0 -> 0.")
     assert "learned nothing from its inputs" in tags["cause"]
+
+
+def test_analyze_takes_a_baseline_from_the_command_line(tmp_path):
+    """A script that logged no baseline: ``--baseline-loss`` gives it for the whole experiment."""
+    uri, run_id, base = _foreign(tmp_path, log_baseline=False)
+    for bad in ("-1", "nan", "zero"):  # a clear error, and nothing written
+        proc = _analyze(tmp_path, uri, f"--baseline-loss={bad}", check=False)
+        assert proc.returncode == 2
+        assert proc.stderr.strip() == (f"error: --baseline-loss={bad!r}: must be a positive "
+                                       "number, the loss of predicting a constant (e.g. the "
+                                       "training targets' variance)")
+        assert "symptom" not in MlflowClient(uri).get_run(run_id).data.tags
+    _analyze(tmp_path, uri, f"--baseline-loss={base:.6g}")
+    tags = MlflowClient(uri).get_run(run_id).data.tags
+    assert tags["symptom"] == "stalled" and tags["fix"].startswith("lr: 1.0 -> 0.")
+    assert "baseline_loss" not in MlflowClient(uri).get_run(run_id).data.params  # not written
 
 
 def test_the_runner_records_its_baseline_and_labels_the_collapse(cli, tmp_path):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from sweeps import secrets, stopping, tracking
 from sweeps.config_error import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
+from sweeps.diagnose.params import ALIASES
 from sweeps.foreign import KEYS_TAG, label_tags
 from sweeps.plots.background import holding
 from sweeps.summary import where_to_browse
@@ -56,9 +57,12 @@ class Analysis:
 # --- labelling ---------------------------------------------------------------------------------
 
 
-def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False) -> dict[str, dict[str, str]]:
+def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False,
+          baseline: Optional[float] = None) -> dict[str, dict[str, str]]:
     """Label runs that have no label (every run with ``relabel``), in place. Returns the tags to
-    write, per run id."""
+    write, per run id. ``baseline``: the loss of predicting a constant, for the runs that do
+    not record their own (``data.baseline_loss``, ``baseline_loss``, ...)."""
+    own = ("data.baseline_loss", *ALIASES["data.baseline_loss"])
     grouped = {rid: g for rid, g in histories.groupby("run_id", sort=False)}
     new_tags: dict[str, dict[str, str]] = {}
     for i, row in runs.iterrows():
@@ -71,8 +75,11 @@ def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False) ->
         if row.symptom in SYMPTOMS and not relabel:
             continue
         val, grad = g["val_loss"].tolist(), g["grad_norm"].tolist()
+        config = row.params
+        if baseline is not None and not any(k in config for k in own):
+            config = {**config, "baseline_loss": repr(baseline)}
         d = diagnose(g["train_loss"].tolist(), None if all(map(math.isnan, val)) else val,
-                     config=row.params, grad_norm=None if all(map(math.isnan, grad)) else grad)
+                     config=config, grad_norm=None if all(map(math.isnan, grad)) else grad)
         runs.at[i, "symptom"], runs.at[i, "fix"] = d.symptom, d.fix_str()
         labels = {"symptom": d.symptom, "cause": d.cause, "fix": d.fix_str(),
                   "symptom_confidence": d.confidence}
@@ -83,7 +90,7 @@ def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False) ->
 
 def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
             val_key: str = "val_loss", relabel: bool = False,
-            output_root: str = "outputs") -> Analysis:
+            output_root: str = "outputs", baseline: Optional[float] = None) -> Analysis:
     """Read, label and tag an experiment (the latest sweep's when ``experiment`` is None).
 
     Raises:
@@ -107,7 +114,7 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
     for col in ("final_train_loss", "final_val_loss"):
         runs[col] = math.nan
     runs["epochs_run"] = 0
-    tags = label(runs, histories, relabel)
+    tags = label(runs, histories, relabel, baseline)
     tracking.set_tags(uri, tags)
     out = Path(output_root) / exp_name / "analysis"
     prefixed = sum(t.get(KEYS_TAG) == "prefixed" for t in tags.values())
@@ -245,7 +252,26 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=1,
                    help="with --verify-fixes: a fix that did not heal gets another round with the "
                    "rerun's own diagnosis, up to this many rounds in all (1 or 2)")
+    p.add_argument("--baseline-loss", metavar="LOSS",
+                   help="the loss of predicting a constant on the runs' training data (MSE: the "
+                   "targets' variance; cross-entropy: the class frequencies' entropy, ln 10 for "
+                   "10 balanced classes), for runs that do not log their own baseline_loss param: "
+                   "a run that sits there learned nothing from its inputs. Relabels every run")
     return p.parse_args(argv)
+
+
+def _baseline(value: Optional[str]) -> Optional[float]:
+    """--baseline-loss as a number, or a one-line error naming what is allowed."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ConfigError(f"--baseline-loss={value!r}: must be a positive number, the loss of "
+                          "predicting a constant (e.g. the training targets' variance)")
+    return number
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -258,6 +284,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         if args.rounds not in (1, 2):
             raise ConfigError(f"--rounds={args.rounds}: must be 1 or 2")
+        baseline = _baseline(args.baseline_loss)
         if tracking.local_store_path(uri) and not tracking.local_store_path(uri).is_file():
             raise ConfigError(f"--tracking-uri={uri!r}: no store there; run a sweep first or point at one")
         start = time.perf_counter()
@@ -266,7 +293,8 @@ def main(argv: Optional[list[str]] = None) -> None:
             from sweeps.plots import background
 
             drawer = background.start_figures()
-        a = analyse(uri, args.experiment, args.train_metric, args.val_metric, args.relabel, args.output_root)
+        a = analyse(uri, args.experiment, args.train_metric, args.val_metric,
+                    args.relabel or baseline is not None, args.output_root, baseline)
         with holding(a.output_dir, say=lambda words: print(words, flush=True)):  # a sweep's plots first
             files = write_outputs(a, uri, plots=not args.no_plots, run=args.run,
                                   gif=True if args.gif else None, drawer=drawer)

@@ -6,7 +6,8 @@ stalled, and the fix cuts the lr whose first steps saturated the net.
 
 Every expectation comes from continuation runs of a plain-torch script written here (not this
 project's loop): 10x the epochs stays at the baseline (nothing learned, ever), Adam's usual lr
-(0.01) gets far below it; or from analysis (targets that do not depend on x: the mean is the best there is).
+(0.01) gets far below it; or from analysis (targets that do not depend on x: the mean is the
+best there is).
 """
 
 from __future__ import annotations
@@ -156,6 +157,6 @@ def test_the_runner_records_its_baseline_and_labels_the_collapse(cli, tmp_path):
     assert run.data.tags["symptom"] == "stalled"
     assert "optimizer.lr=0.01" in run.data.tags["fix"]
     # a later analysis reads the baseline back from the param and agrees
-    run_cli(["--tracking-uri", uri, "--experiment", "adhoc", "--relabel", "--no-plots", "--output-root",
-             str(tmp_path / "again")], tmp_path, module="sweeps.analyze")
+    run_cli(["--tracking-uri", uri, "--experiment", "adhoc", "--relabel", "--no-plots",
+             "--output-root", str(tmp_path / "again")], tmp_path, module="sweeps.analyze")
     assert c.get_run(run.info.run_id).data.tags["symptom"] == "stalled"

@@ -10,8 +10,8 @@ from typing import Any, Mapping, Optional, Sequence
 from sweeps import tracking
 from sweeps.config import config_hash, dump_yaml, flatten
 
-TAG_BATCH = "sweeps.batch"
-BASELINE = "data.baseline_loss"  # a param: the training loss of predicting the mean target  # how a batched run's duration was measured
+TAG_BATCH = "sweeps.batch"  # how a batched run's duration was measured
+BASELINE = "data.baseline_loss"  # a param: the training loss of predicting the mean target
 
 # The four sweep axes, in the order run names show them.
 AXES = ("optimizer.name", "optimizer.lr", "data.noise", "train.zero_grad")

@@ -119,8 +119,8 @@ def _prepare_record(composer: SweepComposer, config: DictConfig, j: Any, sweep_d
     diagnosis = app.label(c, j.history)
     rec = record.begin(c, j.overrides, j.base.hydra["hydra"]["runtime"]["choices"], host=_HOST,
                        pid=os.getpid(), parent=j.parent,
-                       extra_tags={"sweeps.job_num": j.num} if j.parent else None, trained=j.history,
-                       baseline=app.baseline(c))
+                       extra_tags={"sweeps.job_num": j.num} if j.parent else None,
+                       trained=j.history, baseline=app.baseline(c))
     outcome = app.Outcome(rec.name, j.history, diagnosis)
     if not c["tracking"]["enabled"]:
         return j, outcome, None, job_dir

@@ -204,9 +204,10 @@ def _learned_nothing(cfg: _Params, judged: np.ndarray, end: float, floor: float,
                      t: Thresholds) -> float:
     """How clearly a run sits at the loss of predicting a constant (``data.baseline_loss``: the
     targets' variance, the class frequencies' entropy) with nothing below it in sight: its
-    judged epochs stay within chance_share of that loss and its projected floor is not lower. chance_share over
-    the share of the baseline it removed (>= 1: it learned nothing from its inputs). 0 without a
-    baseline, or where the data's noise alone leaves that much (``data.noise`` squared)."""
+    judged epochs stay within chance_share of that loss and its projected floor is not lower.
+    chance_share over the share of the baseline it removed (>= 1: it learned nothing from its
+    inputs). 0 without a baseline, or where the data's noise alone leaves that much
+    (``data.noise`` squared)."""
     b = cfg.get_float("data.baseline_loss")
     if b is None or not (math.isfinite(b) and b > 0 and math.isfinite(end)):
         return 0.0

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from sweeps import secrets, stopping, tracking
 from sweeps.config_error import ConfigError
 from sweeps.diagnose import SYMPTOMS, diagnose
-from sweeps.diagnose.params import ALIASES
+from sweeps.diagnose.params import Params
 from sweeps.foreign import KEYS_TAG, label_tags
 from sweeps.plots.background import holding
 from sweeps.summary import where_to_browse
@@ -62,7 +62,6 @@ def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False,
     """Label runs that have no label (every run with ``relabel``), in place. Returns the tags to
     write, per run id. ``baseline``: the loss of predicting a constant, for the runs that do
     not record their own (``data.baseline_loss``, ``baseline_loss``, ...)."""
-    own = ("data.baseline_loss", *ALIASES["data.baseline_loss"])
     grouped = {rid: g for rid, g in histories.groupby("run_id", sort=False)}
     new_tags: dict[str, dict[str, str]] = {}
     for i, row in runs.iterrows():
@@ -76,7 +75,7 @@ def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False,
             continue
         val, grad = g["val_loss"].tolist(), g["grad_norm"].tolist()
         config = row.params
-        if baseline is not None and not any(k in config for k in own):
+        if baseline is not None and Params(config).get_float("data.baseline_loss") is None:
             config = {**config, "baseline_loss": repr(baseline)}
         d = diagnose(g["train_loss"].tolist(), None if all(map(math.isnan, val)) else val,
                      config=config, grad_norm=None if all(map(math.isnan, grad)) else grad)

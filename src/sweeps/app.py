@@ -11,6 +11,7 @@ import os
 import socket
 from types import SimpleNamespace
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -186,10 +187,18 @@ def _choices(overrides: list[str]) -> dict[str, str]:
 
 def baseline(cfg: Mapping[str, Any]) -> float:
     """The run's ``data.baseline_loss`` as its params keep it (6 significant digits): the
-    training loss of predicting the mean target, drawn from the config (composed or container)."""
-    data = cfg["data"]
-    data = SimpleNamespace(**data) if isinstance(data, dict) else data
-    return float(f"{baseline_loss(data, cfg['train']['seed']):.6g}")
+    training loss of predicting the mean target, drawn from the config (composed or container).
+    Drawn once per data set: a sweep's runs mostly share theirs, and label and record ask."""
+    data, seed = tuple(sorted(cfg["data"].items())), int(cfg["train"]["seed"])
+    try:
+        return _baseline(data, seed)
+    except TypeError:  # a value that cannot be a cache key (a list someone added): draw it
+        return _baseline.__wrapped__(data, seed)
+
+
+@lru_cache(maxsize=256)
+def _baseline(data: tuple[tuple[str, Any], ...], seed: int) -> float:
+    return float(f"{baseline_loss(SimpleNamespace(**dict(data)), seed):.6g}")
 
 
 def label(cfg: Mapping[str, Any], history: History) -> Any:

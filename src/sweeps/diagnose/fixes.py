@@ -39,7 +39,8 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
         cause, options = _symptom_fix(symptom, lr, ev, t, ratio, early_stop_first,
                                       cfg.get_float("optimizer.weight_decay"),
                                       longer=not cfg.get_bool("train.early_stop"),
-                                      room=_room(cfg, curves, lr) if symptom == "stalled" else None)
+                                      room=_room(cfg, curves, lr) if symptom == "stalled" else None,
+                                      raw=_raw_inputs(cfg))
     ramp = _ramp(cfg, curves[0], lr, ev) if symptom in ("diverged", "oscillating") else None
     if ramp:
         cause, options = ramp[0], [ramp[1], *options]
@@ -98,7 +99,8 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
                  ratio: float, early_stop_first: bool,
                  weight_decay: float | None = None,
                  longer: bool = True,
-                 room: Optional[float] = None) -> tuple[str, list[list[str]]]:
+                 room: Optional[float] = None,
+                 raw: bool = False) -> tuple[str, list[list[str]]]:
     """The cause of a symptom and its remedies, each a list of overrides, the most likely to
     heal the run first (a remedy needing the lr is left out when the lr is unknown)."""
     if symptom == "diverged":
@@ -163,6 +165,14 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
                      "gradients): more epochs at this lr.")
             more = _more_epochs(epochs, ratio, t) if longer else []
             return cause, _nonempty([more, ["data.normalize=true"]])
+    if raw and ratio < t.barely_moved and options[0]:
+        # Barely moved on inputs that were never standardised: features on scales far from 1
+        # saturate the units they feed (the gradient vanishes) or make the loss ill-conditioned,
+        # so no lr alone gets through. Normalise them and raise the lr as the pace asks.
+        cause = ("The loss barely moves: the inputs are not normalised (features on scales far "
+                 "from 1 saturate the units they feed, so the gradients vanish) or the learning "
+                 "rate is too low.")
+        options = [options[0] + ["data.normalize=true"], options[0]]
     if ev.get("tail_ratio", 0.0) > 1 and epochs and longer:
         # Still speeding up: the run is leaving a plateau (a saddle, saturated units), where a
         # larger lr meets the sharper curvature beyond it. More epochs at this lr finish what
@@ -195,6 +205,21 @@ def _collapsed(lr: Optional[float], ev: dict[str, Any], t: Thresholds,
     cause += (" The gradients vanish (saturated or dead units, inputs on scales far from 1) or "
               "the learning rate is far too low.")
     return cause, _nonempty([norm, _lr(lr, 10.0)] if norm else [_lr(lr, 10.0)])
+
+
+def _raw_inputs(cfg: _Params) -> bool:
+    """The run says its inputs were not standardised (``data.normalize`` false) and does not say
+    they are on a unit scale anyway: where it gives their range (``data.x_low``, ``data.x_high``,
+    uniform between), their spread is at least 1/10 and their root mean square at most 10 and
+    at most 10x the spread (nothing to saturate, no offset that ill-conditions the loss)."""
+    if cfg.get_bool("data.normalize") is not False:
+        return False
+    low, high = cfg.get_float("data.x_low"), cfg.get_float("data.x_high")
+    if low is None or high is None or not high > low:
+        return True
+    spread = (high - low) / math.sqrt(12.0)
+    rms = math.sqrt(spread * spread + (high + low) ** 2 / 4)
+    return not (0.1 <= spread and rms <= min(10.0, 10.0 * spread))
 
 
 def _more_epochs(epochs: Optional[int], removed: float, t: Thresholds) -> list[str]:

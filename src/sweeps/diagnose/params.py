@@ -18,6 +18,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "train.epochs": ("epochs", "num_epochs", "n_epochs", "training.epochs", "max_epochs"),
     "optimizer.name": ("optimizer", "optim", "optimizer.type", "optim.name", "optimizer_name"),
     "data.baseline_loss": ("baseline_loss", "constant_loss", "chance_loss"),
+    "data.normalize": ("normalize", "normalise", "standardize", "standardise", "data.standardize"),
 }
 
 

@@ -112,6 +112,11 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
               val_tail_zigzag=_r(v_zigzag / scale), tail_above_best=_r(lost / scale))
     osc = max(climb / (t.osc_rise * scale), swing_margin, v_zigzag / (t.zigzag_amp * scale),
               lost / (t.osc_swing * scale))
+    # Swings that died out onto the baseline loss: the last quarter is calm at what predicting
+    # a constant scores (the net froze there; more epochs keep it there): judged as step 5 does.
+    calm = _learned_nothing(cfg, train[tail:], end, floor, t) if osc >= 1 else 0.0
+    if calm >= 1:
+        return _at_chance(cfg, (train, grads), end, ev, t, calm, died_out=True)
     if osc >= 1:
         over = max(climb / (t.osc_rise * scale), swing / (t.osc_swing * scale), 1.0)
         # Val already turned up before the swings began: early stopping ends the run at its val
@@ -166,12 +171,7 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
     #    flat curve there is a net that collapsed onto the mean, not one that converged.
     blank = _learned_nothing(cfg, smooth[cut:], end, floor, t)
     if blank >= 1:
-        base = cfg.get_float("data.baseline_loss")
-        ev.update(baseline_loss=_r(base), learned_share=_r(1 - end / base))
-        rose = float(np.max(train) / init) if init > 0 else 0.0
-        if rose >= t.growth_ratio:  # its first steps threw the weights far: see _collapsed
-            ev["peak_over_initial"] = _r(rose)
-        return _graded(_verdict("stalled", cfg, ev, t, (train, grads)), blank, t)
+        return _at_chance(cfg, (train, grads), end, ev, t, blank)
 
     # 6. Barely moved: little of what the data allows was removed (smoothly: 3 found no swings),
     #    or the gradient says the minimum is still far (with zero_grad off it is the running sum).
@@ -198,6 +198,23 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
     near = [osc, turn, stall, blank]
     return _graded(_verdict("healthy", cfg, ev, t, (train, grads)),
                    1.0 / max(max(near), 1e-12), t)
+
+
+def _at_chance(cfg: _Params, curves: tuple[np.ndarray, np.ndarray], end: float,
+               ev: dict[str, Any], t: Thresholds, margin: float,
+               died_out: bool = False) -> Diagnosis:
+    """Stalled at the baseline loss (_learned_nothing), with the evidence the fix reads.
+    ``curves``: (train loss, gradient norm)."""
+    train = curves[0]
+    base = cfg.get_float("data.baseline_loss")
+    ev.update(baseline_loss=_r(base), learned_share=_r(1 - end / base))
+    if died_out:
+        ev["swings_died_out"] = True
+    init = float(train[0])
+    rose = float(np.max(train) / init) if init > 0 else 0.0
+    if rose >= t.growth_ratio:  # its first steps threw the weights far: see _collapsed
+        ev["peak_over_initial"] = _r(rose)
+    return _graded(_verdict("stalled", cfg, ev, t, curves), margin, t)
 
 
 def _learned_nothing(cfg: _Params, judged: np.ndarray, end: float, floor: float,

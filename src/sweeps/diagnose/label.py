@@ -32,7 +32,8 @@ def diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]] = 
         grad_norm: gradient norm per epoch, optional (a non-finite norm counts as divergence).
         thresholds: the decision numbers; see Thresholds.
 
-    Checks run in order: non-finite, blown up, not settling, overfitting, stalled, else healthy.
+    Checks run in order: non-finite, blown up, not settling (unless the swings died out onto the
+    baseline loss: stalled), overfitting, stalled, else healthy.
     A run whose params are another script's gets its fix in that script's terms (foreign.py).
     """
     return in_own_terms(_diagnose(train_loss, val_loss, config, grad_norm, thresholds),
@@ -220,8 +221,9 @@ def _at_chance(cfg: _Params, curves: tuple[np.ndarray, np.ndarray], end: float,
 def _learned_nothing(cfg: _Params, judged: np.ndarray, end: float, floor: float,
                      t: Thresholds) -> float:
     """How clearly a run sits at the loss of predicting a constant (``data.baseline_loss``: the
-    targets' variance, the class frequencies' entropy) with nothing below it in sight: its
-    judged epochs stay within chance_share of that loss and its projected floor is not lower.
+    targets' variance, the class frequencies' entropy) with nothing below it in sight: the
+    epochs given (the judged half; after swings, the last quarter) stay within chance_share of
+    that loss and its projected floor is not lower.
     chance_share over the share of the baseline it removed (>= 1: it learned nothing from its
     inputs). 0 without a baseline, or where the data's noise alone leaves that much
     (``data.noise`` squared)."""

@@ -81,3 +81,24 @@ def test_foreign_lr_fix_in_own_terms(tmp_path):
     assert tags["symptom"] == "stalled"
     assert tags["fix"].startswith("learning_rate: 0.001 -> ")
     assert "data.normalize" not in tags[NOTE] and "standardise the inputs" in tags[NOTE]
+
+
+def test_foreign_raw_inputs_fix_names_the_scripts_own_switch(tmp_path):
+    """A script that logs its own ``normalize`` switch, off, and whose loss barely moved: the fix
+    turns that switch on (with the lr raise), in the script's names."""
+    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("raw")
+    try:
+        # 3% of its start in 100 epochs, in a straight line: barely moved, nowhere near a floor
+        run = _log("raw", {"learning_rate": "0.001", "normalize": "False"},
+                   [1.0 - 0.0003 * i for i in range(100)])
+    finally:
+        mlflow.set_tracking_uri(None)
+    run_cli(["--tracking-uri", uri, "--experiment", "raw", "--train-metric", "loss",
+             "--val-metric", "val_loss", "--no-plots", "--output-root", str(tmp_path / "out")],
+            tmp_path, module="sweeps.analyze")
+    tags = MlflowClient(uri).get_run(run).data.tags
+    assert tags["symptom"] == "stalled"
+    assert "normalize: False -> True" in tags["fix"] and "learning_rate: 0.001 -> " in tags["fix"]
+    assert "data.normalize" not in tags["fix"] and "not normalised" in tags["cause"]

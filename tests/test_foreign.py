@@ -64,19 +64,26 @@ def test_foreign_run_keeps_its_tags_and_description(tmp_path):
     assert again[NOTE].startswith("notes the owner wrote") and again[NOTE].count(BEGIN) == 1
 
 
-def test_foreign_lr_fix_in_own_terms(tmp_path):
-    """An lr under another name gets its fix as ``name: old -> new``; the rest in words."""
+def _one_run(tmp_path, experiment: str, params: dict, losses: list[float]) -> tuple[str, str]:
+    """A store holding one run of someone's script, analysed by sweeps-analyze: (uri, run id)."""
     uri = f"sqlite:///{tmp_path / 'theirs.db'}"
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("lr-names")
+    mlflow.set_experiment(experiment)
     try:
-        # a straight, barely sloping fall: far from where it is heading (stalled)
-        run = _log("slow", {"learning_rate": "0.001"}, [1.0 - 0.001 * i for i in range(100)])
+        run = _log(experiment, params, losses)
     finally:
         mlflow.set_tracking_uri(None)
-    run_cli(["--tracking-uri", uri, "--experiment", "lr-names", "--train-metric", "loss",
+    run_cli(["--tracking-uri", uri, "--experiment", experiment, "--train-metric", "loss",
              "--val-metric", "val_loss", "--no-plots", "--output-root", str(tmp_path / "out")],
             tmp_path, module="sweeps.analyze")
+    return uri, run
+
+
+def test_foreign_lr_fix_in_own_terms(tmp_path):
+    """An lr under another name gets its fix as ``name: old -> new``; the rest in words."""
+    # a straight, barely sloping fall: far from where it is heading (stalled)
+    uri, run = _one_run(tmp_path, "lr-names", {"learning_rate": "0.001"},
+                        [1.0 - 0.001 * i for i in range(100)])
     tags = MlflowClient(uri).get_run(run).data.tags
     assert tags["symptom"] == "stalled"
     assert tags["fix"].startswith("learning_rate: 0.001 -> ")
@@ -86,18 +93,9 @@ def test_foreign_lr_fix_in_own_terms(tmp_path):
 def test_foreign_raw_inputs_fix_names_the_scripts_own_switch(tmp_path):
     """A script that logs its own ``normalize`` switch, off, and whose loss barely moved: the fix
     turns that switch on (with the lr raise), in the script's names."""
-    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("raw")
-    try:
-        # 3% of its start in 100 epochs, in a straight line: barely moved, nowhere near a floor
-        run = _log("raw", {"learning_rate": "0.001", "normalize": "False"},
-                   [1.0 - 0.0003 * i for i in range(100)])
-    finally:
-        mlflow.set_tracking_uri(None)
-    run_cli(["--tracking-uri", uri, "--experiment", "raw", "--train-metric", "loss",
-             "--val-metric", "val_loss", "--no-plots", "--output-root", str(tmp_path / "out")],
-            tmp_path, module="sweeps.analyze")
+    # 3% of its start in 100 epochs, in a straight line: barely moved, nowhere near a floor
+    uri, run = _one_run(tmp_path, "raw", {"learning_rate": "0.001", "normalize": "False"},
+                        [1.0 - 0.0003 * i for i in range(100)])
     tags = MlflowClient(uri).get_run(run).data.tags
     assert tags["symptom"] == "stalled"
     assert "normalize: False -> True" in tags["fix"] and "learning_rate: 0.001 -> " in tags["fix"]

@@ -9,10 +9,10 @@ import logging
 import math
 import os
 import socket
-from types import SimpleNamespace
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Mapping, Optional
 
 from omegaconf import DictConfig, OmegaConf

@@ -16,6 +16,7 @@ from functools import lru_cache
 import pytest
 import torch
 
+from plain_torch import minibatch_sgd
 from sweeps.diagnose import diagnose
 
 STALL = 1 - math.exp(-1)  # the benchmark's line: less than one time constant of what is left
@@ -41,20 +42,7 @@ def _script(lr: float, epochs: int, normalize: bool = False) -> tuple[list[float
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Sigmoid(), torch.nn.Linear(16, 16),
                               torch.nn.Sigmoid(), torch.nn.Linear(16, 3))
-    opt = torch.optim.SGD(net.parameters(), lr=lr)
-    loss, order = torch.nn.functional.cross_entropy, torch.Generator().manual_seed(1)
-    train, val = [], []
-    for epoch in range(epochs + 1):
-        if epoch:
-            perm = torch.randperm(180, generator=order)
-            for i in range(0, 180, 30):
-                opt.zero_grad()
-                loss(net(xt[perm[i:i + 30]]), yt[perm[i:i + 30]]).backward()
-                opt.step()
-        with torch.no_grad():
-            train.append(float(loss(net(xt), yt)))
-            val.append(float(loss(net(xv), yv)))
-    return train, val
+    return minibatch_sgd(net, lr, epochs, 30, (xt, yt, xv, yv))
 
 
 def _config(lr: float, normalize: bool = False, **data) -> dict:

@@ -10,8 +10,8 @@ import numpy as np
 from sweeps.config import ConfigError, n_params
 from sweeps.diagnose.curves import _r
 from sweeps.diagnose.params import Params as _Params, heavy_ball
-from sweeps.diagnose.steps import (_nice, _pow10, _raise_factor, _ramp, _room, _sgd_rho,
-                                   _steps_per_epoch)
+from sweeps.diagnose.steps import (_nice, _pace_need, _pow10, _raise_factor, _ramp, _room,
+                                   _sgd_rho, _steps_per_epoch)
 from sweeps.diagnose.thresholds import Thresholds
 from sweeps.diagnose.verdict import Diagnosis
 
@@ -165,6 +165,12 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
                      "gradients): more epochs at this lr.")
             more = _more_epochs(epochs, ratio, t) if longer else []
             return cause, _nonempty([more, ["data.normalize=true"]])
+    rest = _pace_need(ratio, t) / factor if ratio >= t.min_progress else 1.0
+    if factor >= t.max_lr_factor and rest > 1 and epochs and longer and options[0]:
+        # The pace asks for more than the largest lr raise a fix guesses: the time a run gets is
+        # lr x epochs, so the epochs make up the rest (a net this slow may sit on a plateau).
+        ev["epochs_factor"] = _r(min(rest, t.max_epochs_factor))
+        options[0] = options[0] + [f"train.epochs={int(_nice(epochs * ev['epochs_factor']))}"]
     if raw and ratio < t.barely_moved and options[0]:
         # Barely moved on inputs that were never standardised: features on scales far from 1
         # saturate the units they feed (the gradient vanishes) or make the loss ill-conditioned,

@@ -51,11 +51,17 @@ def _raise_factor(removed: float, t: Thresholds, cap: bool = True) -> float:
     """The power of ten by which to raise the lr of a run that removed this share of its
     reducible loss (exponential convergence, rate ~ lr), so that it removes stall_target.
     ``cap`` False: the factor itself (at least 2, at most max_lr_factor), not a power of ten."""
-    kt = -math.log(max(1.0 - removed, 1e-12))
-    need = -math.log(1.0 - t.stall_target) / kt if kt > 0 else math.inf
+    need = _pace_need(removed, t)
     if not cap:
         return min(max(need, 2.0), t.max_lr_factor) if removed >= t.min_progress else 10.0
     return 10.0 if removed < t.min_progress else _pow10(need, t.max_lr_factor)
+
+
+def _pace_need(removed: float, t: Thresholds) -> float:
+    """How many times its pace (lr x epochs) a run that removed this share of its reducible
+    loss needs to remove stall_target: -ln(1 - target) / kt, kt = -ln(1 - removed)."""
+    kt = -math.log(max(1.0 - removed, 1e-12))
+    return -math.log(1.0 - t.stall_target) / kt if kt > 0 else math.inf
 
 
 def _nice(x: float) -> float:

@@ -1,0 +1,28 @@
+"""Someone else's training script, for the tests whose expectations come from continuation runs:
+plain torch (not this project's loop), shuffled minibatch SGD with cross-entropy."""
+
+from __future__ import annotations
+
+import torch
+
+
+def minibatch_sgd(net: torch.nn.Module, lr: float, epochs: int, batch: int,
+                  data: tuple[torch.Tensor, ...]) -> tuple[list[float], list[float]]:
+    """Train ``net`` on ``data`` = (x_train, y_train, x_val, y_val) by SGD at ``lr`` for
+    ``epochs`` epochs of shuffled minibatches of ``batch`` (the order seeded, the same for every
+    lr). (train losses, val losses) over the whole sets, epoch 0 (before any step) first."""
+    xt, yt, xv, yv = data
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    loss, order = torch.nn.functional.cross_entropy, torch.Generator().manual_seed(1)
+    train, val = [], []
+    for epoch in range(epochs + 1):
+        if epoch:
+            perm = torch.randperm(len(xt), generator=order)
+            for i in range(0, len(xt), batch):
+                opt.zero_grad()
+                loss(net(xt[perm[i:i + batch]]), yt[perm[i:i + batch]]).backward()
+                opt.step()
+        with torch.no_grad():
+            train.append(float(loss(net(xt), yt)))
+            val.append(float(loss(net(xv), yv)))
+    return train, val

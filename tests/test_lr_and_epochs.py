@@ -60,6 +60,7 @@ def test_a_stall_beyond_the_largest_lr_raise_gets_the_rest_in_epochs(lr):
     assert d.symptom == "stalled", d.evidence
     new_lr, epochs = _value(d.fix, "optimizer.lr"), int(_value(d.fix, "train.epochs"))
     assert new_lr == pytest.approx(1000 * lr) and epochs > T, d.fix
+    assert "the epochs make up the rest" in d.cause
     # ... and so is the lr raise alone, for the run's own epochs: 10x them remove far more ...
     assert _removed_share(new_lr, T) < STALL
     # ... while the fix, applied whole, removes what 10x its epochs would (no longer stalled),
@@ -77,3 +78,12 @@ def test_no_epochs_where_the_lr_raise_is_enough():
                                      "train": {"batch_size": 100, "epochs": T}})
     assert d.symptom == "stalled", d.evidence
     assert not any(o.startswith("train.epochs=") for o in d.fix), d.fix
+    assert "epochs make up" not in d.cause
+
+
+def test_another_scripts_epochs_param_is_its_own():
+    """A script logging ``lr`` and ``epochs`` is told to change them by those names."""
+    train, val = _script(1e-4, T)
+    d = diagnose(train, val, config={"lr": "0.0001", "epochs": str(T), "batch_size": "100"})
+    assert d.symptom == "stalled"
+    assert "lr: 0.0001 -> 0.1" in d.fix and f"epochs: {T} -> " in " ".join(d.fix), d.fix

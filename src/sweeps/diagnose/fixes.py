@@ -165,12 +165,14 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
                      "gradients): more epochs at this lr.")
             more = _more_epochs(epochs, ratio, t) if longer else []
             return cause, _nonempty([more, ["data.normalize=true"]])
-    rest = _pace_need(ratio, t) / factor if ratio >= t.min_progress else 1.0
+    rest, longer_note = (_pace_need(ratio, t) / factor if ratio >= t.min_progress else 1.0), ""
     if factor >= t.max_lr_factor and rest > 1 and epochs and longer and options[0]:
         # The pace asks for more than the largest lr raise a fix guesses: the time a run gets is
         # lr x epochs, so the epochs make up the rest (a net this slow may sit on a plateau).
         ev["epochs_factor"] = _r(min(rest, t.max_epochs_factor))
         options[0] = options[0] + [f"train.epochs={int(_nice(epochs * ev['epochs_factor']))}"]
+        longer_note = (f" Its pace asks for about {float(f'{rest * factor:.2g}'):,.0f} times the lr "
+                       f"x epochs it had, more than a {factor:,.0f}x lr: the epochs make up the rest.")
     if raw and ratio < t.barely_moved and options[0]:
         # Barely moved on inputs that were never standardised: features on scales far from 1
         # saturate the units they feed (the gradient vanishes) or make the loss ill-conditioned,
@@ -186,7 +188,9 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
         cause = ("The loss is still falling faster and faster at the end: the run is leaving a "
                  "plateau (vanishing gradients, a saddle) and was stopped while it did.")
         options.insert(0, _more_epochs(epochs, ratio, t))
-    return cause, _nonempty(options)
+    if not any(o.startswith("optimizer.lr=") for o in options[0]):
+        longer_note = ""  # the fix is more epochs at this lr: the lr x epochs raise is not it
+    return cause + longer_note, _nonempty(options)
 
 
 def _collapsed(lr: Optional[float], ev: dict[str, Any], t: Thresholds,

@@ -171,8 +171,9 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
         # lr x epochs, so the epochs make up the rest (a net this slow may sit on a plateau).
         ev["epochs_factor"] = _r(min(rest, t.max_epochs_factor))
         options[0] = options[0] + [f"train.epochs={int(_nice(epochs * ev['epochs_factor']))}"]
-        longer_note = (f" Its pace asks for about {float(f'{rest * factor:.2g}'):,.0f} times the lr "
-                       f"x epochs it had, more than a {factor:,.0f}x lr: the epochs make up the rest.")
+        asked = float(f"{rest * factor:.2g}")
+        longer_note = (f" Its pace asks for about {asked:,.0f} times the lr x epochs it had, more "
+                       f"than a {factor:,.0f}x lr: the epochs make up the rest.")
     if raw and ratio < t.barely_moved and options[0]:
         # Barely moved on inputs that were never standardised: features on scales far from 1
         # saturate the units they feed (the gradient vanishes) or make the loss ill-conditioned,

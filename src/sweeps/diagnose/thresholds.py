@@ -58,7 +58,9 @@ class Thresholds:
     #   (with data.noise and data.n_val: a small val set moves that much between two fits)
     overfit_gap: float = 0.2  # ... the minimum at least this share of the run before the end
     overfit_gap_min: int = 5  # ... and at least this many epochs before it
-    overfit_train_fall: float = 0.01  # ... while train fell >= this * reducible after it
+    overfit_train_fall: float = 0.01  # ... while train fell >= this * reducible after it, and
+    #   was within this * reducible of its lowest so far at val's minimum (on its way down, not
+    #   up in a swing whose return val's rise would be)
     overfit_material: float = 0.05  # a run not through its stall line is judged for overfitting
     #   too once val fell this share of its start before turning up (more epochs hurt it)
     # stalled

@@ -50,7 +50,16 @@ def _val_turn_margin(train: np.ndarray, smooth: np.ndarray, val: np.ndarray, sca
                over(v_rise, t.overfit_noise * _jitter(val)),
                over(v_rise, t.overfit_sampling * _val_sampling_sd(cfg)),
                over(len(val) - 1 - i_min, max(t.overfit_gap_min, t.overfit_gap * len(val))),
-               over(fell, t.overfit_train_fall * scale))
+               over(fell, t.overfit_train_fall * scale),
+               over(t.overfit_train_fall * scale, _off_path(smooth, i_min)))
+
+
+def _off_path(smooth: np.ndarray, i: int) -> float:
+    """How far above its lowest level so far the (smoothed) train loss was when val reached its
+    minimum, at epoch i: overfitting moves past val's best point on the way down, while a val
+    minimum met when train was up in a swing is where the swing happened to land, and the rise
+    after it is the swing's return (the benchmark's truth asks the same of the population)."""
+    return float(smooth[i] - np.min(smooth[:i + 1]))
 
 
 def _early_stop_at(val: np.ndarray, cfg: "_Params") -> Optional[int]:

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from sweeps.config import TrainConfig
 from sweeps.diagnose.capacity import _memorises
 from sweeps.diagnose.curves import _r
 from sweeps.diagnose.params import Params as _Params, heavy_ball
@@ -41,6 +42,8 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
                                       longer=not cfg.get_bool("train.early_stop"),
                                       room=_room(cfg, curves, lr) if symptom == "stalled" else None,
                                       raw=_raw_inputs(cfg))
+    if symptom == "overfitting":
+        options = [_patient(cfg, ev) if o == ["train.early_stop=true"] else o for o in options]
     ramp = _ramp(cfg, curves[0], lr, ev) if symptom in ("diverged", "oscillating") else None
     if ramp:
         cause, options = ramp[0], [ramp[1], *options]
@@ -216,6 +219,19 @@ def _collapsed(lr: Optional[float], ev: dict[str, Any], t: Thresholds,
     cause += (" The gradients vanish (saturated or dead units, inputs on scales far from 1) or "
               "the learning rate is far too low.")
     return cause, _nonempty([norm, _lr(lr, 10.0)] if norm else [_lr(lr, 10.0)])
+
+
+def _patient(cfg: _Params, ev: dict[str, Any]) -> list[str]:
+    """Early stopping that fires on this run: with patience p it ends the run p epochs after
+    val's minimum, and the run went on for ``after`` epochs past it. A patience (train.patience,
+    20 if not given) above half of them would stop the run late in val's rise, or never: such a
+    run gets that half (at least 1) as its patience."""
+    if "val_min_epoch" not in ev:
+        return ["train.early_stop=true"]
+    after = int(ev["epochs_run"]) - 1 - int(ev["val_min_epoch"])
+    if (cfg.get_int("train.patience") or TrainConfig.patience) <= after // 2:
+        return ["train.early_stop=true"]
+    return ["train.early_stop=true", f"train.patience={max(1, after // 2)}"]
 
 
 def _raw_inputs(cfg: _Params) -> bool:

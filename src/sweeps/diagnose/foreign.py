@@ -13,6 +13,7 @@ from sweeps.diagnose.verdict import Diagnosis
 WORDS = {
     "train.zero_grad": "call optimizer.zero_grad() before each backward()",
     "train.early_stop": "stop at the validation minimum (early stopping)",
+    "train.patience": "stop once validation has not improved for {value} epochs",
     "train.lr_schedule": "decay the learning rate over the run ({value} schedule)",
     "train.lr_schedule=constant": "keep the learning rate constant (no schedule)",
     "train.epochs": "train for {value} epochs",

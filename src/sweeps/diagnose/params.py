@@ -16,6 +16,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
                      "train.lr", "training.lr", "training.learning_rate", "hparams.lr"),
     "train.zero_grad": ("zero_grad", "training.zero_grad", "optim.zero_grad"),
     "train.epochs": ("epochs", "num_epochs", "n_epochs", "training.epochs", "max_epochs"),
+    "train.patience": ("patience", "early_stopping_patience", "training.patience"),
     "optimizer.name": ("optimizer", "optim", "optimizer.type", "optim.name", "optimizer_name"),
     "data.baseline_loss": ("baseline_loss", "constant_loss", "chance_loss"),
     "data.normalize": ("normalize", "normalise", "standardize", "standardise", "data.standardize"),

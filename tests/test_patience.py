@@ -46,6 +46,7 @@ def test_a_patience_that_cannot_fire_is_shortened_and_the_shorter_one_stops_the_
     assert d.symptom == "overfitting", d.evidence
     patience = [o for o in d.fix if o.startswith("train.patience=")]
     assert "train.early_stop=true" in d.fix and patience, d.fix
+    assert "patience of 20 epochs" in d.cause
     # Re-run with the fix: early stopping now ends the run before its epochs, lower on val than
     # where the first run ended.
     fixed = RUN

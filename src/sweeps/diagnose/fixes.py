@@ -44,6 +44,10 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
                                       raw=_raw_inputs(cfg))
     if symptom == "overfitting":
         options = [_patient(cfg, ev) if o == ["train.early_stop=true"] else o for o in options]
+        if any(o.startswith("train.patience=") for o in options[0]):
+            cause += (f" Early stopping with a patience of {ev['patience_was']} epochs would end "
+                      f"it late in val's rise or never: it went on {ev['epochs_past_val_min']} "
+                      "epochs past val's minimum, so the patience is cut to half of them.")
     ramp = _ramp(cfg, curves[0], lr, ev) if symptom in ("diverged", "oscillating") else None
     if ramp:
         cause, options = ramp[0], [ramp[1], *options]
@@ -229,8 +233,10 @@ def _patient(cfg: _Params, ev: dict[str, Any]) -> list[str]:
     if "val_min_epoch" not in ev:
         return ["train.early_stop=true"]
     after = int(ev["epochs_run"]) - 1 - int(ev["val_min_epoch"])
-    if (cfg.get_int("train.patience") or TrainConfig.patience) <= after // 2:
+    patience = cfg.get_int("train.patience") or TrainConfig.patience
+    if patience <= after // 2:
         return ["train.early_stop=true"]
+    ev.update(patience_was=patience, epochs_past_val_min=after)
     return ["train.early_stop=true", f"train.patience={max(1, after // 2)}"]
 
 

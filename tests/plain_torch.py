@@ -26,3 +26,15 @@ def minibatch_sgd(net: torch.nn.Module, lr: float, epochs: int, batch: int,
             train.append(float(loss(net(xt), yt)))
             val.append(float(loss(net(xv), yv)))
     return train, val
+
+
+def split(x: torch.Tensor, y: torch.Tensor, n_train: int,
+          normalize: bool = True) -> tuple[torch.Tensor, ...]:
+    """(x_train, y_train, x_val, y_val): the first ``n_train`` points train, the rest validate;
+    ``normalize`` standardises the inputs with the training statistics."""
+    xt, yt, xv, yv = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+    if normalize:
+        mu, sd = xt.mean(0), xt.std(0)
+        xt, xv = (xt - mu) / sd, (xv - mu) / sd
+    return xt, yt, xv, yv
+

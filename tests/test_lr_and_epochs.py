@@ -15,7 +15,7 @@ from functools import lru_cache
 import pytest
 import torch
 
-from plain_torch import minibatch_sgd
+from plain_torch import minibatch_sgd, split
 from sweeps.diagnose import diagnose
 
 STALL = 1 - math.exp(-1)  # the benchmark's line: less than one time constant of what is left
@@ -30,13 +30,11 @@ def _script(lr: float, epochs: int) -> tuple[list[float], list[float]]:
     g = torch.Generator().manual_seed(0)
     c = torch.arange(500) % 5
     x = torch.randn(5, 20, generator=g)[c] + torch.randn(500, 20, generator=g)
-    xt, yt, xv, yv = x[:400], c[:400], x[400:], c[400:]
-    mu, sd = xt.mean(0), xt.std(0)
-    xt, xv = (xt - mu) / sd, (xv - mu) / sd
+    data = split(x, c, 400)
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32),
                               torch.nn.ReLU(), torch.nn.Linear(32, 5))
-    return minibatch_sgd(net, lr, epochs, 100, (xt, yt, xv, yv))
+    return minibatch_sgd(net, lr, epochs, 100, data)
 
 
 def _removed_share(lr: float, epochs: int) -> float:

@@ -16,7 +16,7 @@ from functools import lru_cache
 import pytest
 import torch
 
-from plain_torch import minibatch_sgd
+from plain_torch import minibatch_sgd, split
 from sweeps.diagnose import diagnose
 
 STALL = 1 - math.exp(-1)  # the benchmark's line: less than one time constant of what is left
@@ -35,14 +35,11 @@ def _script(lr: float, epochs: int, normalize: bool = False) -> tuple[list[float
     centres = torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.0, -1.0, 1.0, 0.5], [-1.0, 1.0, 0.5, -1.0]])
     z = centres[c] + 0.7 * torch.randn(240, 4, generator=g)
     x = z * torch.tensor([1.0, 30.0, 300.0, 1000.0]) + torch.tensor([0.0, 100.0, 500.0, 2000.0])
-    xt, yt, xv, yv = x[:180], c[:180], x[180:], c[180:]
-    if normalize:
-        mu, sd = xt.mean(0), xt.std(0)
-        xt, xv = (xt - mu) / sd, (xv - mu) / sd
+    data = split(x, c, 180, normalize)
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Sigmoid(), torch.nn.Linear(16, 16),
                               torch.nn.Sigmoid(), torch.nn.Linear(16, 3))
-    return minibatch_sgd(net, lr, epochs, 30, (xt, yt, xv, yv))
+    return minibatch_sgd(net, lr, epochs, 30, data)
 
 
 def _config(lr: float, normalize: bool = False, **data) -> dict:

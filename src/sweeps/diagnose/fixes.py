@@ -172,7 +172,8 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
                      "gradients): more epochs at this lr.")
             more = _more_epochs(epochs, ratio, t) if longer else []
             return cause, _nonempty([more, ["data.normalize=true"]])
-    rest, longer_note = (_pace_need(ratio, t) / factor if ratio >= t.min_progress else 1.0), ""
+    longer_note = ""
+    rest = _pace_need(ratio, t) / factor if ratio >= t.min_progress else 1.0
     if factor >= t.max_lr_factor and rest > 1 and epochs and longer and options[0]:
         # The pace asks for more than the largest lr raise a fix guesses: the time a run gets is
         # lr x epochs, so the epochs make up the rest (a net this slow may sit on a plateau).

@@ -212,6 +212,13 @@ def _collapsed(lr: Optional[float], ev: dict[str, Any], t: Thresholds,
     cause = (f"The loss sits at {ev['baseline_loss']:.4g}, what predicting the same value for "
              "every input scores (the mean target; for a classifier, the class frequencies): "
              "the model has learned nothing from its inputs.")
+    k = ev.get("baseline_classes")
+    if k:
+        cause = (f"The loss sits at about ln {k} = {ev['baseline_loss']:.4g} on the training and "
+                 f"the validation set alike: what a {k}-class classifier scores by predicting "
+                 "the class frequencies whatever its input (if this loss is a cross-entropy; "
+                 "log baseline_loss, or pass --baseline-loss, to say what a constant scores). "
+                 "The model has learned nothing from its inputs.")
     rose = ev.get("peak_over_initial")
     norm = [] if normalized else ["data.normalize=true"]
     if rose:

@@ -8,6 +8,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from sweeps.diagnose.chance import baseline, learned_nothing
 from sweeps.diagnose.curves import (_array, _clock, _end_share, _first_nonfinite, _floor, _growth,
     _jitter, _lost_ground, _lr_rising, _max_autocorr, _r, _sign_changes, _smooth, _zigzag)
 from sweeps.diagnose.fixes import _verdict
@@ -115,9 +116,11 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
               lost / (t.osc_swing * scale))
     # Swings that died out onto the baseline loss: the last quarter is calm at what predicting
     # a constant scores (the net froze there; more epochs keep it there): judged as step 5 does.
-    calm = _learned_nothing(cfg, train[tail:], end, floor, t) if osc >= 1 else 0.0
+    base = baseline(cfg, end, val, t)
+    noise = cfg.get_float("data.noise")
+    calm = learned_nothing(base[0], noise, train[tail:], end, floor, t) if osc >= 1 else 0.0
     if calm >= 1:
-        return _at_chance(cfg, (train, grads), end, ev, t, calm, died_out=True)
+        return _at_chance(cfg, (train, grads), end, base, ev, t, calm, died_out=True)
     if osc >= 1:
         over = max(climb / (t.osc_rise * scale), swing / (t.osc_swing * scale), 1.0)
         # Val already turned up before the swings began: early stopping ends the run at its val
@@ -170,9 +173,9 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
     # 5. Learned nothing from the inputs: the run ends where predicting a constant (the mean
     #    target, the class frequencies) would, by the run's own record (data.baseline_loss). A
     #    flat curve there is a net that collapsed onto the mean, not one that converged.
-    blank = _learned_nothing(cfg, smooth[cut:], end, floor, t)
+    blank = learned_nothing(base[0], noise, smooth[cut:], end, floor, t)
     if blank >= 1:
-        return _at_chance(cfg, (train, grads), end, ev, t, blank)
+        return _at_chance(cfg, (train, grads), end, base, ev, t, blank)
 
     # 6. Barely moved: little of what the data allows was removed (smoothly: 3 found no swings),
     #    or the gradient says the minimum is still far (with zero_grad off it is the running sum).
@@ -202,13 +205,14 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
 
 
 def _at_chance(cfg: _Params, curves: tuple[np.ndarray, np.ndarray], end: float,
-               ev: dict[str, Any], t: Thresholds, margin: float,
-               died_out: bool = False) -> Diagnosis:
-    """Stalled at the baseline loss (_learned_nothing), with the evidence the fix reads.
-    ``curves``: (train loss, gradient norm)."""
+               base: tuple[float, Optional[int]], ev: dict[str, Any], t: Thresholds,
+               margin: float, died_out: bool = False) -> Diagnosis:
+    """Stalled at the baseline loss (chance.learned_nothing), with the evidence the fix reads.
+    ``curves``: (train loss, gradient norm); ``base``: chance.baseline()'s answer."""
     train = curves[0]
-    base = cfg.get_float("data.baseline_loss")
-    ev.update(baseline_loss=_r(base), learned_share=_r(1 - end / base))
+    ev.update(baseline_loss=_r(base[0]), learned_share=_r(1 - end / base[0]))
+    if base[1] is not None:
+        ev["baseline_classes"] = base[1]
     if died_out:
         ev["swings_died_out"] = True
     init = float(train[0])
@@ -216,28 +220,6 @@ def _at_chance(cfg: _Params, curves: tuple[np.ndarray, np.ndarray], end: float,
     if rose >= t.growth_ratio:  # its first steps threw the weights far: see _collapsed
         ev["peak_over_initial"] = _r(rose)
     return _graded(_verdict("stalled", cfg, ev, t, curves), margin, t)
-
-
-def _learned_nothing(cfg: _Params, judged: np.ndarray, end: float, floor: float,
-                     t: Thresholds) -> float:
-    """How clearly a run sits at the loss of predicting a constant (``data.baseline_loss``: the
-    targets' variance, the class frequencies' entropy) with nothing below it in sight: the
-    epochs given (the judged half; after swings, the last quarter) stay within chance_share of
-    that loss and its projected floor is not lower.
-    chance_share over the share of the baseline it removed (>= 1: it learned nothing from its
-    inputs). 0 without a baseline, or where the data's noise alone leaves that much
-    (``data.noise`` squared)."""
-    b = cfg.get_float("data.baseline_loss")
-    if b is None or not (math.isfinite(b) and b > 0 and math.isfinite(end)):
-        return 0.0
-    noise = cfg.get_float("data.noise")
-    if noise is not None and noise * noise >= (1 - t.chance_share) * b:
-        return 0.0
-    learned = 1.0 - end / b
-    if abs(learned) >= t.chance_share or floor < (1 - t.chance_share) * b \
-            or float(np.max(judged)) >= (1 + t.chance_share) * b:
-        return 0.0
-    return t.chance_share / max(learned, t.chance_share / 1e6)
 
 
 def _runaway(judged: np.ndarray, n: int, init: float, t: Thresholds) -> float:

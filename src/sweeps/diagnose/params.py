@@ -19,6 +19,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "train.patience": ("patience", "early_stopping_patience", "training.patience"),
     "optimizer.name": ("optimizer", "optim", "optimizer.type", "optim.name", "optimizer_name"),
     "data.baseline_loss": ("baseline_loss", "constant_loss", "chance_loss"),
+    "train.loss": ("loss", "loss_fn", "loss_function", "criterion", "objective", "training.loss"),
     "data.normalize": ("normalize", "normalise", "standardize", "standardise", "data.standardize"),
 }
 
@@ -42,12 +43,15 @@ class Params:
     def own(self) -> bool:
         """Is this one of this project's configs (its overrides apply), not another script's?
         Yes when it has a key of this project's groups (train.*, optimizer.*, data.*, model.*;
-        a script logging ``optimizer.lr`` is then told ``optimizer.lr=...``, its own name)."""
+        a script logging ``optimizer.lr`` is then told ``optimizer.lr=...``, its own name), not
+        when a flat param merely shares a group's name (``optimizer=sgd``)."""
         groups = ("train", "optimizer", "data", "model")
         c = self.config
         if isinstance(c, Mapping):  # no params at all: nothing says it is another script's
-            return not c or any(k in groups or str(k).split(".", 1)[0] in groups and "." in str(k)
-                       for k in c)
+            # a group (nested) or a dotted key in one; a flat ``optimizer: "sgd"`` is a name
+            return not c or any(k in groups and isinstance(v, (Mapping, SimpleNamespace))
+                                or str(k).split(".", 1)[0] in groups and "." in str(k)
+                                for k, v in c.items())
         return any(hasattr(c, g) for g in groups)
 
     def get(self, key: str) -> Any:

@@ -1,0 +1,141 @@
+"""A classifier stuck at chance, in a script that logs no baseline loss: a ReLU net fed one raw
+feature on a large offset scale (a measurement in the hundreds, as in many tabular data sets)
+falls from its first loss to what predicting the class frequencies scores, and stays there.
+From the curve alone that looks like a loss that fell and converged; the loss it sits at, ln k
+for k classes (a little less when they are imbalanced), on the training and the validation set
+alike, says the net learned nothing from its inputs: stalled.
+
+Every expectation comes from continuation runs of the plain-torch script in plain_torch.py (not
+this project's loop): 10x the epochs never gets 5% below the class frequencies' entropy, while
+the same net on standardised inputs gets far below it (the inputs had plenty to teach); or from
+analysis (a least-squares fit at its noise floor is done, whatever number that floor is).
+"""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from conftest import run_cli
+from plain_torch import minibatch_sgd, split
+from sweeps.diagnose import diagnose
+
+CHANCE = 0.05  # within this share of the class frequencies' entropy: nothing learned
+T, LR = 30, 0.01
+
+
+def _blobs(shares: list[float], n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian blobs in 4-D, one per class (``shares`` of the points each, shuffled); the first
+    feature is a raw measurement around 750 with a spread of 300."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.cat([torch.full((int(round(s * n)),), i) for i, s in enumerate(shares)])
+    y = y[torch.randperm(len(y), generator=g)]
+    centers = torch.randn(len(shares), 4, generator=g) * 2
+    x = centers[y] + torch.randn(len(y), 4, generator=g)
+    x[:, 0] = x[:, 0] * 300 + 750
+    return x, y
+
+
+def _run(shares: list[float], normalize: bool, epochs: int) -> tuple[list[float], list[float],
+                                                                      float]:
+    """(train losses, val losses, the class frequencies' entropy on the training split) of a
+    2 x 32 ReLU net trained by minibatch SGD at LR on 300 of the points (100 validate)."""
+    x, y = _blobs(shares)
+    data = split(x, y, 300, normalize=normalize)
+    torch.manual_seed(0)
+    k = len(shares)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32),
+                              torch.nn.ReLU(), torch.nn.Linear(32, k))
+    train, val = minibatch_sgd(net, LR, epochs, 32, data)
+    p = torch.bincount(data[1], minlength=k).double() / len(data[1])
+    return train, val, float(-(p * p.log()).sum())
+
+
+CASES = {"2 classes 60/40": [0.6, 0.4], "3 classes": [1 / 3] * 3, "10 classes": [0.1] * 10}
+
+
+@pytest.mark.parametrize("shares", CASES.values(), ids=CASES.keys())
+def test_a_classifier_at_chance_is_stalled_without_a_baseline(shares):
+    k = len(shares)
+    train, val, entropy = _run(shares, normalize=False, epochs=T)
+    # The truth, from continuations: 10x the epochs never gets below the class frequencies ...
+    longer, _, _ = _run(shares, normalize=False, epochs=10 * T)
+    assert min(longer) >= (1 - CHANCE) * entropy
+    # ... while standardised inputs take the same net far below them: nothing was learned.
+    learned, _, _ = _run(shares, normalize=True, epochs=T)
+    assert learned[-1] < 0.9 * entropy and train[0] > 2 * entropy  # it fell onto chance
+    d = diagnose(train, val, config={"lr": LR, "normalize": False})
+    assert d.symptom == "stalled", d.evidence
+    assert f"ln {k} = " in d.cause and "learned nothing from its inputs" in d.cause
+    assert d.evidence["baseline_classes"] == k
+
+
+@pytest.mark.parametrize("shares", [CASES["2 classes 60/40"], CASES["3 classes"]],
+                         ids=["2 classes 60/40", "3 classes"])
+def test_a_classifier_that_learned_is_not_at_chance(shares):
+    train, val, entropy = _run(shares, normalize=True, epochs=T)
+    assert train[-1] < 0.5 * entropy
+    d = diagnose(train, val, config={"lr": LR, "normalize": True})
+    assert "baseline_classes" not in d.evidence and "learned nothing" not in d.cause
+
+
+def _regression(noise_var: float) -> tuple[list[float], list[float]]:
+    """A line fitted by full-batch gradient descent to 2,000 points of y = 3 x + 0.5 + noise
+    (x standard normal), 2,000 more validate: (train losses, val losses), both mean squared
+    errors. Least squares' floor is the noise variance, on both splits."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 1, generator=g, dtype=torch.float64)
+    y = 3 * x + 0.5 + math.sqrt(noise_var) * torch.randn(4000, 1, generator=g,
+                                                          dtype=torch.float64)
+    w = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    train, val = [], []
+    for _ in range(60):
+        with torch.no_grad():
+            val.append(float(((x[2000:] * w[0] + w[1] - y[2000:]) ** 2).mean()))
+        loss = ((x[:2000] * w[0] + w[1] - y[:2000]) ** 2).mean()
+        train.append(float(loss.detach()))
+        (grad,) = torch.autograd.grad(loss, w)
+        with torch.no_grad():
+            w -= 0.3 * grad
+    return train, val
+
+
+def test_a_regression_that_names_its_loss_is_not_read_as_classes():
+    """The noise variance is ln 3 to the digit: the fit ends at ln 3 on both splits, which the
+    curves alone cannot tell from 3 classes at chance. The run's ``loss`` param says mse: a fit
+    at its noise floor (analysis: least squares leaves the noise), far below the targets'
+    variance (about 10): healthy."""
+    train, val = _regression(math.log(3))
+    assert abs(train[-1] / math.log(3) - 1) < 0.03 and abs(val[-1] / train[-1] - 1) < 0.05
+    assert train[-1] < 0.2 * train[0]
+    d = diagnose(train, val, config={"lr": 0.3, "loss": "MSELoss"})
+    assert d.symptom == "healthy", d.evidence
+    assert "baseline_classes" not in d.evidence
+
+
+def test_analyze_names_chance_in_a_scripts_own_store(tmp_path):
+    """A store written by plain mlflow calls, no baseline logged: sweeps-analyze says the run
+    sits at chance, and tells the fix in the script's own param names."""
+    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("digits-like")
+    try:
+        train, val, _ = _run(CASES["10 classes"], normalize=False, epochs=T)
+        with mlflow.start_run(run_name="raw") as run:
+            mlflow.log_params({"lr": str(LR), "optimizer": "sgd", "normalize": "False"})
+            for step, (a, b) in enumerate(zip(train, val)):
+                mlflow.log_metrics({"loss": a, "val_loss": b}, step=step)
+    finally:
+        mlflow.set_tracking_uri(None)
+    run_cli(["--tracking-uri", uri, "--experiment", "digits-like", "--train-metric", "loss",
+             "--val-metric", "val_loss", "--no-plots", "--output-root", str(tmp_path / "out")],
+            tmp_path, module="sweeps.analyze")
+    tags = MlflowClient(uri).get_run(run.info.run_id).data.tags
+    assert tags["symptom"] == "stalled"
+    assert "ln 10 = 2.303" in tags["cause"] and "learned nothing" in tags["cause"]
+    assert "train." not in tags["fix"] and "data.normalize" not in tags["fix"]
+    assert tags["fix"].startswith("normalize: False -> True")  # in its own spelling

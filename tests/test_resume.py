@@ -204,8 +204,12 @@ def test_signals_while_importing_native_code_are_held_until_it_is_done():
 @pytest.mark.parametrize("delay", [0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.2])
 def test_ctrl_c_while_the_command_starts_exits_130(tmp_path, delay):
     """Ctrl-C while ``sweeps`` imports torch, Hydra and MLflow: exit 130 and one line, never a
-    process killed by SIGABRT ('terminate called after throwing ... pybind11::error_already_set')."""
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps", f"paths.output_dir={tmp_path / 'out'}"],
+    process killed by SIGABRT ('terminate called after throwing ... pybind11::error_already_set').
+    The run is long (20,000 epochs, several seconds of training), so every delay lands before
+    its work is done: the default run's 200 epochs end within 2.2 s on a fast machine, where a
+    Ctrl-C rightly changes nothing."""
+    proc = subprocess.Popen([sys.executable, "-m", "sweeps", f"paths.output_dir={tmp_path / 'out'}",
+                             "train.epochs=20000"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     time.sleep(delay)

@@ -15,5 +15,12 @@ def main() -> None:
         stopping.leave(stop)           # handler is in): nothing was written
 
 
+def entry() -> None:
+    """The console script: ``main``, then the process ends at once (exiting.py)."""
+    from sweeps.exiting import run_then_exit
+
+    run_then_exit(main)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

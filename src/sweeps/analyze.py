@@ -328,5 +328,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(1)
 
 
+def entry() -> None:
+    """The console script: ``main``, then the process ends at once (exiting.py)."""
+    from sweeps.exiting import run_then_exit
+
+    run_then_exit(main)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -7,13 +7,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from sweeps.config import TrainConfig
 from sweeps.diagnose.capacity import _memorises
 from sweeps.diagnose.curves import _r
 from sweeps.diagnose.params import Params as _Params, heavy_ball
 from sweeps.diagnose.steps import (_nice, _pace_need, _pow10, _raise_factor, _ramp, _room,
                                    _sgd_rho, _steps_per_epoch)
 from sweeps.diagnose.thresholds import Thresholds
+from sweeps.diagnose.validation import _patient
 from sweeps.diagnose.verdict import Diagnosis
 
 
@@ -35,7 +35,7 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
         ratio = ratio ** (1.0 / _steps_per_epoch(cfg))
     # Early stopping ends a longer run where it ended this one: more epochs are no remedy.
     if symptom == "stalled" and "baseline_loss" in ev:
-        cause, options = _collapsed(lr, ev, t, cfg.get_bool("data.normalize"))
+        cause, options = _collapsed(lr, ev, t, cfg.get_bool("data.normalize"), _raw_inputs(cfg))
     else:
         cause, options = _symptom_fix(symptom, lr, ev, t, ratio, early_stop_first,
                                       cfg.get_float("optimizer.weight_decay"),
@@ -203,12 +203,13 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
 
 
 def _collapsed(lr: Optional[float], ev: dict[str, Any], t: Thresholds,
-               normalized: Optional[bool]) -> tuple[str, list[list[str]]]:
+               normalized: Optional[bool], raw: bool) -> tuple[str, list[list[str]]]:
     """A run that sits at its baseline loss (what predicting a constant scores). Where its loss
     first rose well above its start (``peak_over_initial``), the first steps overshot and left
     the units saturated or dead: cut the lr as for a loss that blew up by that much (a step
-    much longer than the way to the minimum grows the loss ~ its square). Otherwise the
-    gradients vanish: inputs on wild scales (normalise them) or an lr far too low."""
+    much longer than the way to the minimum grows the loss ~ its square); inputs the run says
+    are raw are standardised first even then. Otherwise the gradients vanish: inputs on wild
+    scales (normalise them) or an lr far too low."""
     cause = (f"The loss sits at {ev['baseline_loss']:.4g}, what predicting the same value for "
              "every input scores (the mean target; for a classifier, the class frequencies): "
              "the model has learned nothing from its inputs.")
@@ -225,27 +226,16 @@ def _collapsed(lr: Optional[float], ev: dict[str, Any], t: Thresholds,
         factor = ev["lr_factor"] = _pow10(1 + math.sqrt(rose), t.max_lr_factor)
         cause += (f" Its first steps overshot (the loss rose to {rose:.3g} times its start) and "
                   "left the units saturated or dead, where the gradient vanishes: the learning "
-                  "rate is too high.")
-        return cause, _nonempty([_lr(lr, 1 / factor), norm, ["train.clip_grad_norm=1.0"]])
+                  "rate is too high for inputs on these scales.")
+        cut, clip = _lr(lr, 1 / factor), ["train.clip_grad_norm=1.0"]
+        # Inputs the run says are raw (_raw_inputs): the curvature goes as their squared scale,
+        # which standardising removes at this lr (a cut as large leaves unit-scale weights
+        # unmoved).
+        return cause, _nonempty([norm, cut, clip] if raw else [cut, norm, clip])
     ev["lr_factor"] = 10.0
     cause += (" The gradients vanish (saturated or dead units, inputs on scales far from 1) or "
               "the learning rate is far too low.")
     return cause, _nonempty([norm, _lr(lr, 10.0)] if norm else [_lr(lr, 10.0)])
-
-
-def _patient(cfg: _Params, ev: dict[str, Any]) -> list[str]:
-    """Early stopping that fires on this run: with patience p it ends the run p epochs after
-    val's minimum, and the run went on for ``after`` epochs past it. A patience (train.patience,
-    20 if not given) above half of them would stop the run late in val's rise, or never: such a
-    run gets that half (at least 1) as its patience."""
-    if "val_min_epoch" not in ev:
-        return ["train.early_stop=true"]
-    after = int(ev["epochs_run"]) - 1 - int(ev["val_min_epoch"])
-    patience = cfg.get_int("train.patience") or TrainConfig.patience
-    if patience <= after // 2:
-        return ["train.early_stop=true"]
-    ev.update(patience_was=patience, epochs_past_val_min=after)
-    return ["train.early_stop=true", f"train.patience={max(1, after // 2)}"]
 
 
 def _raw_inputs(cfg: _Params) -> bool:

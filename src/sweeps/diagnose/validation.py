@@ -1,5 +1,5 @@
 """The validation curve's measures: did val fall, did it turn up while train kept falling (and
-how clearly), and did the loop's early stopping end the run."""
+how clearly), did the loop's early stopping end the run, and the patience that would."""
 
 from __future__ import annotations
 
@@ -87,3 +87,18 @@ def _early_stopped(cfg: "_Params", val: np.ndarray, t: Thresholds) -> Optional[s
     if float(val[0] - np.min(vs)) > clear:
         return "improved"
     return "worsened" if float(vs[-1] - val[0]) > clear else "flat"
+
+
+def _patient(cfg: _Params, ev: dict[str, Any]) -> list[str]:
+    """Early stopping that fires on this run: with patience p it ends the run p epochs after
+    val's minimum, and the run went on for ``after`` epochs past it. A patience (train.patience,
+    20 if not given) above half of them would stop the run late in val's rise, or never: such a
+    run gets that half (at least 1) as its patience."""
+    if "val_min_epoch" not in ev:
+        return ["train.early_stop=true"]
+    after = int(ev["epochs_run"]) - 1 - int(ev["val_min_epoch"])
+    patience = cfg.get_int("train.patience") or TrainConfig.patience
+    if patience <= after // 2:
+        return ["train.early_stop=true"]
+    ev.update(patience_was=patience, epochs_past_val_min=after)
+    return ["train.early_stop=true", f"train.patience={max(1, after // 2)}"]

@@ -7,6 +7,7 @@ come from the labeller.
   python benchmarks/generalisation.py --part calibration -v  # what a tuning session looks at
   python benchmarks/generalisation.py --verify-fixes   # also: do the fixes heal (2 rounds)?
   python benchmarks/generalisation.py --baseline  # as if every run logged its baseline_loss
+  python benchmarks/generalisation.py --no-baseline  # as if none did (the runner's neither)
   python benchmarks/generalisation.py --family preset  # the diagnostic preset, cached likewise
   pip install -e ".[bench]"                      # scikit-learn, for its bundled data sets
 
@@ -100,9 +101,17 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="give every run its baseline loss (the loss of the best constant "
                     "prediction), as a script that logs baseline_loss would; default: only this "
                     "project's runner's runs, which record it")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="give no run its baseline loss, this project's runner's included, as "
+                    "if every run came from a script that does not log one")
     args = ap.parse_args(argv)
+    if args.baseline and args.no_baseline:
+        print("--baseline and --no-baseline: choose one", file=sys.stderr)
+        return 2
     if args.baseline:
         BASELINE_SOURCES.add("custom")
+    if args.no_baseline:
+        BASELINE_SOURCES.clear()
     known = fam.FAMILIES + [fam.PRESET]
     names = args.family or [f.name for f in fam.FAMILIES if args.part in (None, f.part)]
     allowed = [f.name for f in known if args.part in (None, f.part)]

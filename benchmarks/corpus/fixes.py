@@ -84,7 +84,7 @@ def heal(rows: list[dict[str, Any]], rounds: int = 2) -> list[dict[str, Any]]:
 def heal_report(results: list[dict[str, Any]], verbose: bool = False) -> str:
     lines = ["", "fixes: every run labelled unhealthy re-run with its fix (round 2: the rerun's "
              "own fix on top)"]
-    for part in ("calibration", "test", "preset"):
+    for part in ("calibration", "test", "fresh", "preset"):
         sel = [x for x in results if x["part"] == part]
         if not sel:
             continue

@@ -66,7 +66,7 @@ def _frac(a: int, b: int) -> str:
 
 def report(rows: list[dict[str, Any]], verbose: bool = False) -> str:
     lines: list[str] = []
-    for part in ("calibration", "test", "preset"):
+    for part in ("calibration", "test", "fresh", "preset"):
         sel = [r for r in rows if r["part"] == part]
         if not sel:
             continue

@@ -30,12 +30,18 @@ def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name == "wine":  # 3 classes, 13 raw features on scales from 0.1 to 1,700
         d = datasets.load_wine()
         return d.data.astype(np.float64), d.target.astype(np.int64)
+    if name == "iris":  # 3 classes, 4 raw features in cm (0.1 to 7.9), 150 points
+        d = datasets.load_iris()
+        return d.data.astype(np.float64), d.target.astype(np.int64)
+    if name == "moons":  # two interleaved half-moons with noise: 2 classes, a curved boundary
+        x, y = datasets.make_moons(n_samples=800, noise=0.3, random_state=11)
+        return x.astype(np.float64), y.astype(np.int64)
     if name == "wave":  # a noisy sine on [-2, 2]: few points, a net that can memorise them
         g = np.random.default_rng(7)
         x = g.uniform(-2, 2, (400, 1))
         return x, np.sin(3 * x[:, 0]) + 0.3 * g.standard_normal(400)
     raise ValueError(f"data.name={name!r}: must be one of digits, breast_cancer, diabetes, wine, "
-                     "wave")
+                     "wave, iris, moons")
 
 
 def load(d: dict, seed: int) -> tuple[torch.Tensor, ...]:
@@ -71,8 +77,8 @@ def constant_loss(cfg: dict) -> float:
 
 
 def _loss_kind(d: dict) -> str:
-    return d.get("loss") or {"digits": "ce", "wine": "ce", "breast_cancer": "bce"}.get(d["name"],
-                                                                                      "mse")
+    return d.get("loss") or {"digits": "ce", "wine": "ce", "breast_cancer": "bce", "iris": "ce",
+                             "moons": "ce"}.get(d["name"], "mse")
 
 
 def build(m: dict, n_in: int, n_out: int) -> nn.Module:

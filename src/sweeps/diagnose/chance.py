@@ -30,9 +30,9 @@ def baseline(cfg: Params, end: float, val: np.ndarray,
     better) sits at what a k-class classifier scores without looking at its inputs: (ln k, k).
     The band reaches chance_share below ln k, and at most a quarter of the way to ln(k - 1), so
     that it covers at most half of the losses near ln k however many classes (and half that
-    above ln k: a bias still settling, minibatches' class mix); a run whose loss
-    is named as another kind (mean squared error, ...) is not read this way. (None, None) when
-    nothing says."""
+    above ln k: a bias still settling, minibatches' class mix). A run whose loss is named as
+    another kind (mean squared error, ...) is not read this way. (None, None) when nothing
+    says."""
     recorded = cfg.get_float("data.baseline_loss")
     if recorded is not None:
         return recorded, None

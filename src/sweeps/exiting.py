@@ -33,6 +33,8 @@ def run_then_exit(main: Callable[[], object]) -> NoReturn:
              and not t.daemon]
     if alive or threading.current_thread() is not threading.main_thread():
         sys.exit(code)
+    # CPython's own step of a normal exit (private, present since 3.0): the handlers run in
+    # reverse order of registration, as they would at interpreter exit.
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

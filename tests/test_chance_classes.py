@@ -143,3 +143,45 @@ def test_analyze_names_chance_in_a_scripts_own_store(tmp_path):
     assert "ln 10 = 2.303" in tags["cause"] and "learned nothing" in tags["cause"]
     assert "train." not in tags["fix"] and "data.normalize" not in tags["fix"]
     assert tags["fix"].startswith("normalize: False -> True")  # in its own spelling
+
+
+def _overlapping_raw(opt: str, lr: float, epochs: int) -> tuple[list[float], list[float], float]:
+    """(train, val, the class frequencies' entropy) of a linear softmax classifier trained full
+    batch by ``opt`` on 400 points of 5 heavily overlapping Gaussian classes in 20 features on
+    raw scales from 0.1 to 1,000 (400 more validate): its first logits are in the hundreds."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 5, (800,), generator=g)
+    x = (torch.randn(5, 20, generator=g) * 0.3)[y] + torch.randn(800, 20, generator=g)
+    x = x * 10.0 ** (torch.rand(20, generator=g) * 4 - 1)
+    torch.manual_seed(0)
+    net = torch.nn.Linear(20, 5)
+    step = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}[opt](net.parameters(), lr=lr)
+    loss, train, val = torch.nn.CrossEntropyLoss(), [], []
+    for _ in range(epochs):
+        step.zero_grad()
+        out = loss(net(x[:400]), y[:400])
+        out.backward()
+        step.step()
+        train.append(float(out.detach()))
+        with torch.no_grad():
+            val.append(float(loss(net(x[400:]), y[400:])))
+    p = torch.bincount(y[:400], minlength=5).double() / 400
+    return train, val, float(-(p * p.log()).sum())
+
+
+def test_a_model_that_levels_off_above_its_baseline_is_stalled():
+    """Its loss fell from about 150 and levels off in the single digits: from the curve alone a
+    run that converged. Its recorded baseline says a constant prediction scores 1.6, and neither
+    10x the epochs nor a 10x lr gets it within 5 % of that (it does worse than ignoring its
+    inputs): stalled, inputs on raw scales the likely cause, standardising them the fix."""
+    train, val, entropy = _overlapping_raw("rmsprop", 1e-2, 100)
+    longer = _overlapping_raw("rmsprop", 1e-2, 1000)[0]
+    bolder = _overlapping_raw("rmsprop", 1e-1, 100)[0]
+    assert min(train + longer + bolder) > (1 + CHANCE) * entropy  # the truth: stalled
+    assert train[-1] < train[0] / 10  # it did fall a long way
+    config = {"optimizer": {"name": "rmsprop", "lr": 1e-2},
+              "data": {"baseline_loss": entropy, "normalize": False}}
+    d = diagnose(train, val, config=config)
+    assert d.symptom == "stalled", d
+    assert "worse than ignoring its inputs" in d.cause
+    assert d.fix[0] == "data.normalize=true"

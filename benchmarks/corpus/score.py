@@ -23,6 +23,10 @@ BASELINE_SOURCES = {"runner"}
 
 def label(run: dict[str, Any], thresholds: Thresholds = DEFAULT):
     h, config = run["history"], run["config"]
+    if run.get("source") == "custom":
+        from corpus.trainer import logged
+
+        config = logged(config)
     if run.get("source") in BASELINE_SOURCES:
         if "baseline" not in run:  # of the targets: the same for a fix (normalising is of x)
             from corpus.families import _constant_loss

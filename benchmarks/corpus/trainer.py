@@ -36,12 +36,21 @@ def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name == "moons":  # two interleaved half-moons with noise: 2 classes, a curved boundary
         x, y = datasets.make_moons(n_samples=800, noise=0.3, random_state=11)
         return x.astype(np.float64), y.astype(np.int64)
+    if name == "friedman":  # Friedman #1: y = 10 sin(pi x1 x2) + 20 (x3 - 1/2)^2 + 10 x4 + 5 x5
+        x, y = datasets.make_friedman1(n_samples=600, noise=1.0, random_state=13)
+        return x.astype(np.float64), y.astype(np.float64)  # targets unscaled: variance about 24
+    if name == "blobs":  # 5 classes in 20 features (8 informative), raw scales 0.1 to 1,000
+        x, y = datasets.make_classification(n_samples=1000, n_features=20, n_informative=8,
+                                            n_classes=5, n_clusters_per_class=1,
+                                            class_sep=1.0, random_state=14)
+        scale = 10.0 ** np.random.default_rng(14).uniform(-1, 3, x.shape[1])
+        return (x * scale).astype(np.float64), y.astype(np.int64)
     if name == "wave":  # a noisy sine on [-2, 2]: few points, a net that can memorise them
         g = np.random.default_rng(7)
         x = g.uniform(-2, 2, (400, 1))
         return x, np.sin(3 * x[:, 0]) + 0.3 * g.standard_normal(400)
     raise ValueError(f"data.name={name!r}: must be one of digits, breast_cancer, diabetes, wine, "
-                     "wave, iris, moons")
+                     "wave, iris, moons, friedman, blobs")
 
 
 def load(d: dict, seed: int) -> tuple[torch.Tensor, ...]:
@@ -78,7 +87,7 @@ def constant_loss(cfg: dict) -> float:
 
 def _loss_kind(d: dict) -> str:
     return d.get("loss") or {"digits": "ce", "wine": "ce", "breast_cancer": "bce", "iris": "ce",
-                             "moons": "ce"}.get(d["name"], "mse")
+                             "moons": "ce", "blobs": "ce"}.get(d["name"], "mse")
 
 
 def build(m: dict, n_in: int, n_out: int) -> nn.Module:
@@ -125,6 +134,17 @@ def lr_at(epoch: int, lr: float, t: dict) -> float:
     if kind == "exponential":  # lr_gamma > 1: a ramp that blows up after a long healthy phase
         return lr * t.get("lr_gamma", 0.99) ** epoch
     raise ValueError(f"train.lr_schedule={kind!r}")
+
+
+def logged(cfg: dict) -> dict:
+    """The config as the script logs it: with a step schedule, the step size and factor its
+    scheduler was built with (torch's StepLR(step_size, gamma)), which lr_at derives from the
+    epochs; a script that logs its config logs these."""
+    t = cfg["train"]
+    if t.get("lr_schedule") != "step" or "lr_step_size" in t:
+        return cfg
+    size = max(1, int(t["epochs"] * t.get("step_share", 0.5)))
+    return {**cfg, "train": {**t, "lr_step_size": size, "lr_gamma": t.get("lr_gamma", 0.1)}}
 
 
 def _criterion(kind: str):

@@ -59,19 +59,23 @@ def baseline(cfg: Params, end: float, val: np.ndarray,
 
 
 def learned_nothing(base: Optional[float], noise: Optional[float], judged: np.ndarray,
-                    end: float, floor: float, t: Thresholds) -> float:
+                    end: float, floor: float, t: Thresholds, above: bool = False) -> float:
     """How clearly a run sits at its baseline loss ``base`` (baseline()) with nothing below it in
     sight: the epochs given (the judged half; after swings, the last quarter) stay within
     chance_share of that loss and its projected floor is not lower.
     chance_share over the share of the baseline it removed (>= 1: it learned nothing from its
     inputs). 0 without a baseline, or where the data's noise alone leaves that much (``noise``,
-    the run's ``data.noise``, squared)."""
+    the run's ``data.noise``, squared). With ``above`` (a run that fell from its start) a floor
+    chance_share or more above the baseline counts too, however far above: a model whose loss
+    levels off worse than a constant prediction's has learned nothing useful from its inputs
+    (raw inputs on wild scales, a collapsed net); where it sits there is not what decides."""
     if base is None or not (math.isfinite(base) and base > 0 and math.isfinite(end)):
         return 0.0
     if noise is not None and noise * noise >= (1 - t.chance_share) * base:
         return 0.0
     learned = 1.0 - end / base
-    if abs(learned) >= t.chance_share or floor < (1 - t.chance_share) * base \
-            or float(np.max(judged)) >= (1 + t.chance_share) * base:
+    worse = above and floor >= (1 + t.chance_share) * base
+    if floor < (1 - t.chance_share) * base or learned >= t.chance_share or (not worse and (
+            -learned >= t.chance_share or float(np.max(judged)) >= (1 + t.chance_share) * base)):
         return 0.0
     return t.chance_share / max(learned, t.chance_share / 1e6)

@@ -213,6 +213,11 @@ def _collapsed(lr: Optional[float], ev: dict[str, Any], t: Thresholds,
     cause = (f"The loss sits at {ev['baseline_loss']:.4g}, what predicting the same value for "
              "every input scores (the mean target; for a classifier, the class frequencies): "
              "the model has learned nothing from its inputs.")
+    if ev.get("learned_share", 0.0) <= -t.chance_share:  # stays above it (chance.learned_nothing)
+        cause = (f"The loss fell from {ev['initial_loss']:.4g} but levels off near "
+                 f"{ev['floor']:.4g}, above the {ev['baseline_loss']:.4g} that predicting the "
+                 "same value for every input scores (the mean target; for a classifier, the "
+                 "class frequencies): the model does worse than ignoring its inputs.")
     k = ev.get("baseline_classes")
     if k:
         cause = (f"The loss sits at about ln {k} = {ev['baseline_loss']:.4g} on the training and "

@@ -173,7 +173,7 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
     # 5. Learned nothing from the inputs: the run ends where predicting a constant (the mean
     #    target, the class frequencies) would, by the run's own record (data.baseline_loss). A
     #    flat curve there is a net that collapsed onto the mean, not one that converged.
-    blank = learned_nothing(base[0], noise, smooth[cut:], end, floor, t)
+    blank = learned_nothing(base[0], noise, smooth[cut:], end, floor, t, above=end < init)
     if blank >= 1:
         return _at_chance(cfg, (train, grads), end, base, ev, t, blank)
 

@@ -205,3 +205,59 @@ def test_a_stall_past_the_curvature_limit_cuts_the_lr():
     assert d.symptom == "stalled"
     assert float(d.fix[0].split("=")[1]) < cfg["optimizer"]["lr"], d.fix
     assert _truth(two, _apply(cfg, d.fix)) == "healthy", d.fix
+
+
+def _momentum_regression(scales, w_true, n: int = 200, batch: int = 20):
+    """Minibatch SGD with momentum 0.9 on a linear regression (features of the given scales, no
+    bias); with ``train.zero_grad`` false every step's gradient is added to the running sum of
+    all earlier ones, and momentum follows that sum. Returns run(cfg) -> (train, val)."""
+    g = np.random.default_rng(0)
+    d = len(scales)
+    x, xv = g.standard_normal((n, d)) * scales, g.standard_normal((100, d)) * scales
+    y, yv = x @ w_true + 0.1 * g.standard_normal(n), xv @ w_true + 0.1 * g.standard_normal(100)
+
+    def run(cfg: dict) -> tuple[list[float], list[float]]:
+        lr, keep = cfg["optimizer"]["lr"], cfg["train"].get("zero_grad", True) is False
+        w, v, acc, order, train, val = np.zeros(d), np.zeros(d), np.zeros(d), \
+            np.random.default_rng(1), [], []
+        with np.errstate(all="ignore"):
+            for _ in range(int(cfg["train"]["epochs"])):
+                perm, total = order.permutation(n), 0.0
+                for i in range(0, n, batch):
+                    idx = perm[i:i + batch]
+                    res = x[idx] @ w - y[idx]
+                    total += float(res @ res)
+                    grad = 2 * x[idx].T @ res / len(idx)
+                    acc = acc + grad if keep else grad
+                    v = 0.9 * v + acc
+                    w = w - lr * v
+                train.append(total / n)
+                val.append(float(np.mean((xv @ w - yv) ** 2)))
+                if not math.isfinite(train[-1]):
+                    break
+        return train, val
+    return run
+
+
+# zero_grad() forgotten under momentum in minibatches: the first epoch's steps already follow
+# sums of sums, so read as the plain pace the first epoch promised 1-6 time constants and the
+# fix only restored zero_grad(); the plain run then stalled. The loss's first trough (the
+# summed gradient's quarter swing) puts the plain pace at 0.05-0.4 time constants.
+TROUGH = [([1.0, 1.0], [1.0, 2.0], 1e-5), ([1.0, 1.0], [1.0, 2.0], 3e-5),
+          ([2.0, 0.5], [0.5, 3.0], 3e-5), ([1.0, 0.3], [1.0, 3.0], 1e-4),
+          ([3.0, 0.3], [0.3, 3.0], 1e-5)]
+
+
+@pytest.mark.parametrize("scales,w_true,lr", TROUGH)
+def test_zero_grad_restored_under_momentum_gets_the_lr_its_trough_asks_for(scales, w_true, lr):
+    run = _momentum_regression(np.array(scales), np.array(w_true))
+    cfg = {"optimizer": {"name": "momentum", "lr": lr},
+           "train": {"epochs": 30, "zero_grad": False, "batch_size": 20},
+           "data": {"n_train": 200}}
+    assert _truth(run, cfg) in ("oscillating", "diverged")  # the set-up is what the case says
+    assert _truth(run, _apply(cfg, ["train.zero_grad=true"])) == "stalled"  # plain at this lr
+    train, val = run(cfg)
+    d = diagnose(train, val, config=cfg)
+    assert d.fix[0] == "train.zero_grad=true" and "zero_grad" in d.cause
+    assert any(o.startswith("optimizer.lr=") for o in d.fix), (d.fix, d.evidence)
+    assert _truth(run, _apply(cfg, d.fix)) == "healthy", (d.fix, d.evidence)

@@ -9,9 +9,9 @@ import numpy as np
 
 from sweeps.diagnose.capacity import _memorises
 from sweeps.diagnose.curves import _r
-from sweeps.diagnose.params import Params as _Params, heavy_ball
-from sweeps.diagnose.steps import (_nice, _pace_need, _pow10, _raise_factor, _ramp, _room,
-                                   _sgd_rho, _steps_per_epoch)
+from sweeps.diagnose.params import Params as _Params
+from sweeps.diagnose.steps import (_lr, _nice, _pace_need, _plain_lr, _pow10, _raise_factor,
+                                   _ramp, _room, _steps_per_epoch)
 from sweeps.diagnose.thresholds import Thresholds
 from sweeps.diagnose.validation import _patient
 from sweeps.diagnose.verdict import Diagnosis
@@ -267,75 +267,5 @@ def _more_epochs(epochs: Optional[int], removed: float, t: Thresholds) -> list[s
     return [f"train.epochs={int(_nice(epochs * need))}"]
 
 
-def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds,
-              ev: dict[str, Any]) -> tuple[list[str], str]:
-    """Is the lr wrong for plain steps too, i.e. once zero_grad() is restored? (overrides, the
-    sentence that says why). Read off the first update, which with zero_grad() missing is
-    exactly the plain one: nothing has accumulated before it. Along its direction the loss is
-    a parabola: L(s) = L0 - G s + C s**2 / 2 for s times the step, G = grad . step, so the step
-    went rho = C / G times as far as the minimum along it, rho = 2 (1 - (L0 - L1) / G).
-      * SGD (and momentum, whose first step is plain too): step = lr * grad, G = lr |g0|**2
-        with g0 the first gradient norm (clipped: times min(1, clip / g0)); rho = lr times
-        the curvature the gradient meets, at most lr * lam_max.
-      * any optimizer: L1 > L0 means rho > 2; for a step much longer than the way to the
-        minimum the loss grows as (rho - 1)**2, so rho ~ 1 + sqrt(L1 / L0) (Adam's first step
-        is lr * sign(grad), RMSprop's lr / sqrt(1 - alpha) * sign(grad): G is not known).
-    rho >= overshoot: the lr is cut by the power of ten at or above rho (at least 10x).
-    Otherwise the share of the reducible loss (taken down to the lowest loss of the run, no
-    lower than the floor) the first epoch removed, f1 (its S minibatch steps already summing
-    1..S gradients: (S + 1) / 2 times the plain progress), is the most plain steps remove: kept
-    up for the run's epochs it gets through k*T = -T ln(1 - f1) time constants (momentum's
-    steps grow to 1 / (1 - beta) times the first). Fewer than first_step_epochs: the lr is
-    raised as for a stall that removed 1 - exp(-k*T)."""
-    train, grads = curves
-    lr = cfg.get_float("optimizer.lr")
-    if len(train) < 2 or lr is None or not math.isfinite(float(train[0])):
-        return [], ""
-    l0, l1 = float(train[0]), float(train[1])
-    rho = None
-    if not math.isfinite(l1):
-        rho = math.inf
-    elif (sgd := _sgd_rho(train, grads, cfg, lr)) is not None:
-        rho = sgd
-    elif l1 > l0 > 0:
-        rho = 1.0 + math.sqrt(l1 / l0)
-    if rho is not None:
-        ev["first_step_overshoot"] = _r(min(rho, 1e6))
-    if rho is not None and rho >= t.overshoot:
-        factor = _pow10(rho, t.max_lr_factor)
-        ev["lr_factor"] = factor
-        return _lr(lr, 1 / factor), (
-            " The learning rate is too high as well: the first update, a plain gradient step "
-            f"(nothing had accumulated yet), went {min(rho, 1e6):.3g} times as far as the "
-            "minimum along its own direction, so plain steps overshoot too.")
-    low = float(np.nanmin(np.where(np.isfinite(train), train, np.nan)))
-    if not (l0 > low and l1 < l0):
-        return [], ""
-    f1 = min((l0 - l1) / (l0 - low), 1.0)
-    epochs = cfg.get_int("train.epochs") or len(train)
-    beta = heavy_ball(cfg)
-    # With S minibatch steps an epoch, the first epoch's k-th step already follows the sum of k
-    # gradients: it moved (S + 1) / 2 times as far as S plain steps would have.
-    steps = _steps_per_epoch(cfg)
-    kt = -epochs * math.log(max(1.0 - f1, 1e-300)) / max(1.0 - beta, 1e-3) * 2 / (steps + 1)
-    ev["first_step_time_constants"] = _r(min(kt, 1e6))
-    if kt >= t.first_step_epochs:
-        return [], ""
-    factor = _raise_factor(1.0 - math.exp(-kt), t)
-    ev["lr_factor"] = factor
-    return _lr(lr, factor), (
-        " The learning rate is too low as well: the first update, a plain gradient step "
-        f"(nothing had accumulated yet), removed {f1:.2g} of the reducible loss; kept up for "
-        f"{epochs} epochs that is {kt:.2g} time constants, a stall once the steps are plain.")
-
-
 def _nonempty(options: list[list[str]]) -> list[list[str]]:
     return [o for o in options if o]
-
-
-def _lr(lr: Optional[float], factor: float) -> list[str]:
-    """``optimizer.lr=<lr * factor>`` written compactly (0.1 / 10 -> 0.01); [] without an lr."""
-    if lr is None or not math.isfinite(lr) or lr <= 0:
-        return []
-    return [f"optimizer.lr={float(f'{lr * factor:.6g}')!r}"]
-

@@ -1,6 +1,7 @@
 """What a run's steps say about its learning rate: the loss's growth per optimizer step, how
 far the first plain step went towards the minimum (the room a larger lr has), an lr ramp's
-reading, and the factor a stall's pace asks for."""
+reading, the factor a stall's pace asks for, and whether plain steps (zero_grad() restored)
+would be too long or too short at this lr."""
 
 from __future__ import annotations
 
@@ -84,6 +85,40 @@ def _sgd_rho(train: np.ndarray, grads: np.ndarray, cfg: _Params, lr: float) -> O
     return 2.0 * (1.0 - (l0 - l1) / gain) if gain > 0 else None
 
 
+def _trough_pace(train: np.ndarray, cfg: _Params,
+                 t: Thresholds) -> Optional[tuple[float, int]]:
+    """SGD or momentum with zero_grad() missing: how many time constants of plain steps the run's
+    epochs hold, read off the loss's first trough, and that trough's epoch (None without one,
+    or for another optimizer).
+
+    The summed gradient makes gradient descent an undamped oscillator: on a quadratic with
+    curvature lam each direction swings as cos(w t), w**2 = lr lam / (1 - beta) per step, so
+    the loss first bottoms out after t* = pi / (2 w) steps, where plain steps (momentum's too)
+    shrink that direction's loss by e per 1 / w**2 = (2 t* / pi)**2 steps. The trough is where
+    the loss first climbs back by osc_swing of what it had removed; its epoch's loss is the mean
+    over that epoch's steps, so t* is taken at the epoch's middle step."""
+    name = str(cfg.get("optimizer.name") or "").lower()
+    if name not in (OptimizerName.sgd, OptimizerName.momentum) or len(train) < 3:
+        return None
+    best, at = float(train[0]), 0
+    for i in range(1, len(train)):
+        x = float(train[i])
+        if not math.isfinite(x):
+            return None
+        if x < best:
+            best, at = x, i
+        elif x - best >= t.osc_swing * (float(train[0]) - best) > 0:
+            break
+    else:
+        return None
+    if at == 0:
+        return None
+    steps = _steps_per_epoch(cfg)
+    epochs = cfg.get_int("train.epochs") or len(train)
+    first = at * steps + (steps - 1) / 2
+    return epochs * steps / (2 * first / math.pi) ** 2, at
+
+
 def _room(cfg: _Params, curves: tuple[np.ndarray, np.ndarray],
           lr: Optional[float]) -> Optional[float]:
     """How many times larger the lr can be before a plain first step reaches the minimum along
@@ -109,3 +144,82 @@ def _pow10(x: float, cap: float) -> float:
     if not math.isfinite(x):
         return cap
     return float(min(max(10.0 ** math.ceil(math.log10(max(x, 1.0)) - 1e-9), 10.0), cap))
+
+
+def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds,
+              ev: dict[str, Any]) -> tuple[list[str], str]:
+    """Is the lr wrong for plain steps too, i.e. once zero_grad() is restored? (overrides, the
+    sentence that says why). Read off the first update, which with zero_grad() missing is
+    exactly the plain one: nothing has accumulated before it. Along its direction the loss is
+    a parabola: L(s) = L0 - G s + C s**2 / 2 for s times the step, G = grad . step, so the step
+    went rho = C / G times as far as the minimum along it, rho = 2 (1 - (L0 - L1) / G).
+      * SGD (and momentum, whose first step is plain too): step = lr * grad, G = lr |g0|**2
+        with g0 the first gradient norm (clipped: times min(1, clip / g0)); rho = lr times
+        the curvature the gradient meets, at most lr * lam_max.
+      * any optimizer: L1 > L0 means rho > 2; for a step much longer than the way to the
+        minimum the loss grows as (rho - 1)**2, so rho ~ 1 + sqrt(L1 / L0) (Adam's first step
+        is lr * sign(grad), RMSprop's lr / sqrt(1 - alpha) * sign(grad): G is not known).
+    rho >= overshoot: the lr is cut by the power of ten at or above rho (at least 10x).
+    Otherwise the share of the reducible loss (taken down to the lowest loss of the run, no
+    lower than the floor) the first epoch removed, f1 (its S minibatch steps already summing
+    1..S gradients: (S + 1) / 2 times the plain progress), is the most plain steps remove: kept
+    up for the run's epochs it gets through k*T = -T ln(1 - f1) time constants (momentum's
+    steps grow to 1 / (1 - beta) times the first). Fewer than first_step_epochs: the lr is
+    raised as for a stall that removed 1 - exp(-k*T). For SGD and momentum the loss's first
+    trough gives a second reading (_trough_pace), of the direction that carries the loss rather
+    than a bound: the slower of the two governs."""
+    train, grads = curves
+    lr = cfg.get_float("optimizer.lr")
+    if len(train) < 2 or lr is None or not math.isfinite(float(train[0])):
+        return [], ""
+    l0, l1 = float(train[0]), float(train[1])
+    rho = None
+    if not math.isfinite(l1):
+        rho = math.inf
+    elif (sgd := _sgd_rho(train, grads, cfg, lr)) is not None:
+        rho = sgd
+    elif l1 > l0 > 0:
+        rho = 1.0 + math.sqrt(l1 / l0)
+    if rho is not None:
+        ev["first_step_overshoot"] = _r(min(rho, 1e6))
+    if rho is not None and rho >= t.overshoot:
+        factor = _pow10(rho, t.max_lr_factor)
+        ev["lr_factor"] = factor
+        return _lr(lr, 1 / factor), (
+            " The learning rate is too high as well: the first update, a plain gradient step "
+            f"(nothing had accumulated yet), went {min(rho, 1e6):.3g} times as far as the "
+            "minimum along its own direction, so plain steps overshoot too.")
+    low = float(np.nanmin(np.where(np.isfinite(train), train, np.nan)))
+    if not (l0 > low and l1 < l0):
+        return [], ""
+    f1 = min((l0 - l1) / (l0 - low), 1.0)
+    epochs = cfg.get_int("train.epochs") or len(train)
+    beta = heavy_ball(cfg)
+    # With S minibatch steps an epoch, the first epoch's k-th step already follows the sum of k
+    # gradients: it moved (S + 1) / 2 times as far as S plain steps would have.
+    steps = _steps_per_epoch(cfg)
+    kt = -epochs * math.log(max(1.0 - f1, 1e-300)) / max(1.0 - beta, 1e-3) * 2 / (steps + 1)
+    ev["first_step_time_constants"] = _r(min(kt, 1e6))
+    trough = _trough_pace(train, cfg, t)  # the slower reading governs (the first is a bound)
+    if trough is not None and trough[0] < kt:
+        kt = ev["trough_time_constants"] = _r(trough[0])
+        why = (f"the summed gradient took the loss to its first trough only at epoch {trough[1]} "
+               f"(a quarter swing), so plain steps at this lr get through {kt:.2g} time "
+               f"constants in {epochs} epochs")
+    else:
+        why = ("the first update, a plain gradient step (nothing had accumulated yet), removed "
+               f"{f1:.2g} of the reducible loss; kept up for {epochs} epochs that is {kt:.2g} "
+               "time constants")
+    if kt >= t.first_step_epochs:
+        return [], ""
+    factor = _raise_factor(1.0 - math.exp(-kt), t)
+    ev["lr_factor"] = factor
+    return _lr(lr, factor), (f" The learning rate is too low as well: {why}, a stall once the "
+                             "steps are plain.")
+
+
+def _lr(lr: Optional[float], factor: float) -> list[str]:
+    """``optimizer.lr=<lr * factor>`` written compactly (0.1 / 10 -> 0.01); [] without an lr."""
+    if lr is None or not math.isfinite(lr) or lr <= 0:
+        return []
+    return [f"optimizer.lr={float(f'{lr * factor:.6g}')!r}"]

@@ -45,12 +45,19 @@ def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
                                             class_sep=1.0, random_state=14)
         scale = 10.0 ** np.random.default_rng(14).uniform(-1, 3, x.shape[1])
         return (x * scale).astype(np.float64), y.astype(np.int64)
+    if name == "circles":  # two noisy concentric circles: 2 classes, a ring-shaped boundary
+        x, y = datasets.make_circles(n_samples=600, noise=0.15, factor=0.5, random_state=15)
+        return x.astype(np.float64), y.astype(np.int64)
+    if name == "noisy_labels":  # 4 classes in 30 features, 20 % of the labels flipped at random
+        x, y = datasets.make_classification(n_samples=900, n_features=30, n_informative=10,
+                                            n_classes=4, flip_y=0.2, random_state=16)
+        return x.astype(np.float64), y.astype(np.int64)
     if name == "wave":  # a noisy sine on [-2, 2]: few points, a net that can memorise them
         g = np.random.default_rng(7)
         x = g.uniform(-2, 2, (400, 1))
         return x, np.sin(3 * x[:, 0]) + 0.3 * g.standard_normal(400)
     raise ValueError(f"data.name={name!r}: must be one of digits, breast_cancer, diabetes, wine, "
-                     "wave, iris, moons, friedman, blobs")
+                     "wave, iris, moons, friedman, blobs, circles, noisy_labels")
 
 
 def load(d: dict, seed: int) -> tuple[torch.Tensor, ...]:
@@ -87,7 +94,8 @@ def constant_loss(cfg: dict) -> float:
 
 def _loss_kind(d: dict) -> str:
     return d.get("loss") or {"digits": "ce", "wine": "ce", "breast_cancer": "bce", "iris": "ce",
-                             "moons": "ce", "blobs": "ce"}.get(d["name"], "mse")
+                             "moons": "ce", "blobs": "ce",
+                             "circles": "ce", "noisy_labels": "ce"}.get(d["name"], "mse")
 
 
 def build(m: dict, n_in: int, n_out: int) -> nn.Module:

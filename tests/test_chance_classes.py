@@ -185,3 +185,27 @@ def test_a_model_that_levels_off_above_its_baseline_is_stalled():
     assert d.symptom == "stalled", d
     assert "worse than ignoring its inputs" in d.cause
     assert d.fix[0] == "data.normalize=true"
+
+
+def test_analyze_says_a_scripts_run_does_worse_than_a_constant(tmp_path):
+    """The same run in a store written by plain mlflow calls, no baseline logged: `sweeps-analyze
+    --baseline-loss` gives it the class entropy, and the run is stalled, worse than ignoring its
+    inputs, with the fix in the script's own param names."""
+    train, val, entropy = _overlapping_raw("rmsprop", 1e-2, 100)
+    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("raw-features")
+    try:
+        with mlflow.start_run(run_name="rmsprop") as run:
+            mlflow.log_params({"lr": "0.01", "optimizer": "rmsprop", "normalize": "False"})
+            for step, (a, b) in enumerate(zip(train, val)):
+                mlflow.log_metrics({"loss": a, "val_loss": b}, step=step)
+    finally:
+        mlflow.set_tracking_uri(None)
+    run_cli(["--tracking-uri", uri, "--experiment", "raw-features", "--train-metric", "loss",
+             "--val-metric", "val_loss", "--baseline-loss", f"{entropy:.4f}", "--no-plots",
+             "--output-root", str(tmp_path / "out")], tmp_path, module="sweeps.analyze")
+    tags = MlflowClient(uri).get_run(run.info.run_id).data.tags
+    assert tags["symptom"] == "stalled"
+    assert "worse than ignoring its inputs" in tags["cause"]
+    assert tags["fix"].startswith("normalize: False -> True")

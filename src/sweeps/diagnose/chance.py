@@ -74,8 +74,10 @@ def learned_nothing(base: Optional[float], noise: Optional[float], judged: np.nd
     if noise is not None and noise * noise >= (1 - t.chance_share) * base:
         return 0.0
     learned = 1.0 - end / base
-    worse = above and floor >= (1 + t.chance_share) * base
-    if floor < (1 - t.chance_share) * base or learned >= t.chance_share or (not worse and (
-            -learned >= t.chance_share or float(np.max(judged)) >= (1 + t.chance_share) * base)):
+    if learned >= t.chance_share or floor < (1 - t.chance_share) * base:
+        return 0.0  # clearly below the baseline, or heading there
+    near = -learned < t.chance_share and float(np.max(judged)) < (1 + t.chance_share) * base
+    worse = above and floor >= (1 + t.chance_share) * base  # levels off clearly above it
+    if not (near or worse):
         return 0.0
     return t.chance_share / max(learned, t.chance_share / 1e6)

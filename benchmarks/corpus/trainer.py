@@ -138,7 +138,7 @@ def lr_at(epoch: int, lr: float, t: dict) -> float:
             return lr * (epoch + 1) / w
         return 0.5 * lr * (1 + math.cos(math.pi * (epoch - w) / max(T - w, 1)))
     if kind == "step":
-        return lr * t.get("lr_gamma", 0.1) ** (epoch // max(1, int(T * t.get("step_share", 0.5))))
+        return lr * t.get("lr_gamma", 0.1) ** (epoch // _step_size(t))
     if kind == "exponential":  # lr_gamma > 1: a ramp that blows up after a long healthy phase
         return lr * t.get("lr_gamma", 0.99) ** epoch
     raise ValueError(f"train.lr_schedule={kind!r}")
@@ -151,8 +151,13 @@ def logged(cfg: dict) -> dict:
     t = cfg["train"]
     if t.get("lr_schedule") != "step" or "lr_step_size" in t:
         return cfg
-    size = max(1, int(t["epochs"] * t.get("step_share", 0.5)))
-    return {**cfg, "train": {**t, "lr_step_size": size, "lr_gamma": t.get("lr_gamma", 0.1)}}
+    return {**cfg, "train": {**t, "lr_step_size": _step_size(t),
+                             "lr_gamma": t.get("lr_gamma", 0.1)}}
+
+
+def _step_size(t: dict) -> int:
+    """The step schedule's epochs between decays: a share of the run's epochs (half)."""
+    return max(1, int(t["epochs"] * t.get("step_share", 0.5)))
 
 
 def _criterion(kind: str):

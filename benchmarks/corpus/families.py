@@ -266,6 +266,44 @@ def noisy_labels() -> list[dict]:
                          {"name": "net", "hidden": 64, "layers": 2, "act": "relu"}))
 
 
+def hastie() -> list[dict]:
+    """Held out since the twelfth session (part "fresh", defined before that session's tuning):
+    BCE on make_hastie_10_2 (class 1 where 10 Gaussian features' squares sum past 9.34: a
+    sphere no linear model can draw), 300 points to train and 600 to validate, linear models
+    and nets of 1-3 layers of 16 or 64 units, SGD/momentum/Adam/AdamW/RMSprop/Adagrad, weight
+    decay, cosine and step schedules, full batch and minibatches of 32, zero_grad() forgotten."""
+    return _custom({"model.name": ["linear", "net", "net", "net"],
+                    "model.act": ["relu", "tanh", "sigmoid"], "model.layers": [1, 2, 3],
+                    "model.hidden": [16, 64],
+                    "optimizer.name": ["sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad"],
+                    "optimizer.lr": [1e-4, 1e-3, 0.01, 0.1, 1.0],
+                    "optimizer.weight_decay": [0.0, 0.01], "train.batch_size": [0, 32],
+                    "train.zero_grad": [True, True, False],
+                    "train.lr_schedule": ["constant", "constant", "cosine", "step"],
+                    "train.epochs": [30, 100, 300], "train.seed": [0, 1]}, 40, 17,
+                   _base({"name": "hastie", "n_train": 300, "n_val": 600},
+                         {"name": "net", "hidden": 32, "layers": 2, "act": "relu"}))
+
+
+def sparse_regression() -> list[dict]:
+    """Held out as hastie: MSE on make_regression's unscaled targets (variance in the
+    thousands) from 60 features of which 8 matter, 70 points to train (nearly as many as a
+    linear model's weights: it can fit the noise) and 500 to validate, raw features (scales 0.1
+    to 100) or standardised ones, linear models and 1-2 layer nets of 32, SGD/momentum/Adam/
+    RMSprop/Adagrad, weight decay, warm-up + cosine, full batch and minibatches of 10,
+    zero_grad() forgotten."""
+    return _custom({"model.name": ["linear", "linear", "net"], "model.act": ["relu", "tanh"],
+                    "model.layers": [1, 2],
+                    "optimizer.name": ["sgd", "momentum", "adam", "rmsprop", "adagrad"],
+                    "optimizer.lr": [1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0],
+                    "optimizer.weight_decay": [0.0, 0.1], "data.normalize": [True, False],
+                    "train.batch_size": [0, 10], "train.zero_grad": [True, True, False],
+                    "train.lr_schedule": ["constant", "constant", "warmup_cosine"],
+                    "train.epochs": [50, 200, 600], "train.seed": [0, 1]}, 40, 18,
+                   _base({"name": "sparse_regression", "n_train": 70, "n_val": 500},
+                         {"name": "net", "hidden": 32, "layers": 1, "act": "relu"}))
+
+
 def preset() -> list[list[str]]:
     """The diagnostic preset itself (seed 0), scored apart: it must keep >= 141/144."""
     from ground_truth import grid
@@ -296,6 +334,9 @@ FAMILIES = [
     # Defined at the end of the eleventh session, after its tuning; scored once:
     Family("circles", "fresh", "custom", circles),
     Family("noisy-labels", "calibration", "custom", noisy_labels),  # scored held out: 28/40
+    # Defined in the twelfth session before its tuning:
+    Family("hastie", "fresh", "custom", hastie),
+    Family("sparse-regression", "fresh", "custom", sparse_regression),
 ]
 
 

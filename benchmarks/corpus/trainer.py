@@ -52,12 +52,21 @@ def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
         x, y = datasets.make_classification(n_samples=900, n_features=30, n_informative=10,
                                             n_classes=4, flip_y=0.2, random_state=16)
         return x.astype(np.float64), y.astype(np.int64)
+    if name == "hastie":  # 10 Gaussian features, class 1 where their squares sum past 9.34
+        x, y = datasets.make_hastie_10_2(n_samples=1200, random_state=17)
+        return x.astype(np.float64), (y > 0).astype(np.float64)  # BCE on 0/1 targets
+    if name == "sparse_regression":  # 60 features, 8 of them informative, unscaled targets
+        x, y = datasets.make_regression(n_samples=600, n_features=60, n_informative=8,
+                                        noise=20.0, bias=50.0, random_state=18)
+        scale = 10.0 ** np.random.default_rng(18).uniform(-1, 2, x.shape[1])  # raw: 0.1 to 100
+        return (x * scale).astype(np.float64), y.astype(np.float64)
     if name == "wave":  # a noisy sine on [-2, 2]: few points, a net that can memorise them
         g = np.random.default_rng(7)
         x = g.uniform(-2, 2, (400, 1))
         return x, np.sin(3 * x[:, 0]) + 0.3 * g.standard_normal(400)
     raise ValueError(f"data.name={name!r}: must be one of digits, breast_cancer, diabetes, wine, "
-                     "wave, iris, moons, friedman, blobs, circles, noisy_labels")
+                     "wave, iris, moons, friedman, blobs, circles, noisy_labels, hastie, "
+                     "sparse_regression")
 
 
 def load(d: dict, seed: int) -> tuple[torch.Tensor, ...]:
@@ -95,7 +104,8 @@ def constant_loss(cfg: dict) -> float:
 def _loss_kind(d: dict) -> str:
     return d.get("loss") or {"digits": "ce", "wine": "ce", "breast_cancer": "bce", "iris": "ce",
                              "moons": "ce", "blobs": "ce",
-                             "circles": "ce", "noisy_labels": "ce"}.get(d["name"], "mse")
+                             "circles": "ce", "noisy_labels": "ce",
+                             "hastie": "bce"}.get(d["name"], "mse")
 
 
 def build(m: dict, n_in: int, n_out: int) -> nn.Module:

@@ -155,14 +155,29 @@ def lr_at(epoch: int, lr: float, t: dict) -> float:
 
 
 def logged(cfg: dict) -> dict:
-    """The config as the script logs it: with a step schedule, the step size and factor its
-    scheduler was built with (torch's StepLR(step_size, gamma)), which lr_at derives from the
+    """The config as the script logs it: the model's parameter count (``model.n_params``, as
+    scripts log the size of what they train), and with a step schedule the step size and factor
+    its scheduler was built with (torch's StepLR(step_size, gamma)), which lr_at derives from the
     epochs; a script that logs its config logs these."""
+    out = {**cfg, "model": {**cfg["model"], "n_params": n_params(cfg)}}
     t = cfg["train"]
     if t.get("lr_schedule") != "step" or "lr_step_size" in t:
-        return cfg
-    return {**cfg, "train": {**t, "lr_step_size": _step_size(t),
+        return out
+    return {**out, "train": {**t, "lr_step_size": _step_size(t),
                              "lr_gamma": t.get("lr_gamma", 0.1)}}
+
+
+@lru_cache(maxsize=None)
+def _size(name: str, model: tuple, loss: str) -> int:
+    x, y = _raw(name)
+    n_out = int(y.max()) + 1 if loss == "ce" else 1
+    return sum(p.numel() for p in build(dict(model), x.shape[1], n_out).parameters())
+
+
+def n_params(cfg: dict) -> int:
+    """The trainable parameters of the run's model."""
+    d = cfg["data"]
+    return _size(d["name"], tuple(sorted(cfg["model"].items())), _loss_kind(d))
 
 
 def _step_size(t: dict) -> int:

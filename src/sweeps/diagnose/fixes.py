@@ -53,9 +53,8 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
         cause, options = ramp[0], [ramp[1], *options]
     # Can the model memorise this data once the run trains properly? Then early stopping goes
     # with any fix that is not about overfitting already.
-    memorises = symptom != "overfitting" and _memorises(cfg, ev, t)
-    also_memorises = (" With noisy labels and this many parameters per training point, the "
-                      "model memorises the noise once it trains properly: stop early.")
+    also_memorises = _memorises(cfg, ev, t) if symptom != "overfitting" else ""
+    memorises = bool(also_memorises)
     if symptom == "stalled" and early_stop_first and not memorises \
             and not cfg.get_bool("train.early_stop"):
         memorises = True

@@ -46,6 +46,8 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
     t, cfg = thresholds, _Params(config)
     train, val, grads = _array(train_loss), _array(val_loss), _array(grad_norm)
     ev: dict[str, Any] = {"epochs_run": int(len(train))}
+    if np.any(np.isfinite(val)):
+        ev["val_epochs"] = int(len(val))
 
     # 1. Non-finite numbers: the loop stops at the first one, so it is the last epoch recorded.
     bad = min(_first_nonfinite(a) for a in (train, val, grads))

@@ -20,6 +20,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "optimizer.name": ("optimizer", "optim", "optimizer.type", "optim.name", "optimizer_name"),
     "data.baseline_loss": ("baseline_loss", "constant_loss", "chance_loss"),
     "train.loss": ("loss", "loss_fn", "loss_function", "criterion", "objective", "training.loss"),
+    "model.n_params": ("n_params", "num_params", "num_parameters", "n_parameters",
+                       "total_params", "model.num_params", "model.num_parameters"),
+    "data.n_train": ("n_train", "train_size", "num_train", "n_train_samples", "data.train_size"),
     "data.normalize": ("normalize", "normalise", "standardize", "standardise", "data.standardize"),
 }
 

@@ -100,6 +100,14 @@ HEAL = [
     pytest.param(_regression([1.0, 1.0], batch=20), {"lr": 5e-4, "epochs": 30,
                                                      "zero_grad": False, "batch_size": 20},
                  "oscillating", id="zero-grad-in-minibatches-lr-too-low-once-plain"),
+    # zero_grad() forgotten at a tiny lr: the summed gradient's steps grow every step, so the
+    # curve speeds up as if leaving a plateau, and the stall's pace is read off steps 100-300x
+    # plain ones. The fix restored zero_grad() and asked for 3-7x the epochs: the plain run
+    # then stalled; the first update (a plain step) asks for a 1000x lr.
+    *[pytest.param(_regression([1.0, 1.0], batch=b),
+                   {"lr": lr, "epochs": T, "zero_grad": False, "batch_size": b}, "stalled",
+                   id=f"zero-grad-stall-sped-up-by-the-running-sum-bs{b}-T{T}")
+      for b, lr, T in ((20, 1e-6, 30), (10, 1e-6, 30), (20, 3e-7, 100))],
     # Deep sigmoid nets leaving their plateau at the end (the drops still grow): a 10x lr meets
     # the sharper curvature beyond it and blows up; more epochs at this lr finish the descent.
     pytest.param(lambda cfg: _deep_net("sigmoid", 4, 0)(cfg["optimizer"]["lr"],
@@ -261,3 +269,19 @@ def test_zero_grad_restored_under_momentum_gets_the_lr_its_trough_asks_for(scale
     assert d.fix[0] == "train.zero_grad=true" and "zero_grad" in d.cause
     assert any(o.startswith("optimizer.lr=") for o in d.fix), (d.fix, d.evidence)
     assert _truth(run, _apply(cfg, d.fix)) == "healthy", (d.fix, d.evidence)
+
+
+def test_a_zero_grad_stall_in_another_scripts_terms_heals():
+    """The same stall logged by another script under common names (optimizer, lr, batch_size,
+    n_train):
+    its minibatches are counted, and the lr its fix names heals the run."""
+    run = _regression([1.0, 1.0], batch=20)
+    cfg = {"optimizer": {"name": "sgd", "lr": 1e-6},
+           "train": {"epochs": 30, "zero_grad": False, "batch_size": 20},
+           "data": {"n_train": 200}}
+    d = diagnose(*run(cfg), config={"optimizer": "SGD", "lr": "1e-06", "epochs": "30",
+                                    "zero_grad": "False", "batch_size": "20", "n_train": "200"})
+    assert d.symptom == "stalled" and "zero_grad: false -> true" in [o.lower() for o in d.fix]
+    lr = next(float(o.split("->")[1]) for o in d.fix if o.startswith("lr: "))
+    fixed = _apply(cfg, ["train.zero_grad=true", f"optimizer.lr={lr}"])
+    assert _truth(run, fixed) == "healthy", d.fix

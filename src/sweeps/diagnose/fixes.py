@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from sweeps.config import OptimizerName
 from sweeps.diagnose.capacity import _memorises
 from sweeps.diagnose.curves import _r
 from sweeps.diagnose.params import Params as _Params
@@ -93,12 +94,35 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
                          [a for a in dict.fromkeys(alternatives) if a != " ".join(fix)])
     # Stalled or overfitting: the curve names its own fault (too low an lr, memorising); the
     # missing zero_grad() comes on top. A stalled run's running sum only made its steps larger
-    # than plain ones, so the lr it needs is at least the one the stall asks for.
-    fix = zero + (options[0] if options else []) + stop
-    fix = list(dict.fromkeys(fix))
-    cause += " Also, " + accumulate + (also_memorises if memorises else "")
+    # than plain ones, so the lr it needs is at least the one the stall asks for; and at least
+    # the one the first update, a plain step, asks for (_plain_lr), where that is larger. A
+    # curve that speeds up is what the running sum does (its steps grow every step), not a
+    # plateau it leaves: more epochs at this lr do not make up plain steps' pace. (SGD and
+    # momentum: adaptive optimizers scale the sum's step back to about lr.)
+    first = options[0] if options else []
+    why = ""
+    summed = str(cfg.get("optimizer.name") or "").lower() in (OptimizerName.sgd,
+                                                               OptimizerName.momentum)
+    if symptom == "stalled" and lr is not None and summed:
+        plain, why = _plain_lr(curves, cfg, t, seen := dict(ev))
+        if plain and _lr_in(plain) > max(_lr_in(first), lr):
+            first = [o for o in first if not o.startswith(("optimizer.lr=", "train.epochs="))]
+            first = plain + first
+            cause = ("The loss is still falling far from where it is heading, moved along only "
+                     "by the growing steps of a running sum.")
+            ev.update(lr_factor=seen["lr_factor"], **{k: v for k, v in seen.items()
+                                                      if k.endswith("time_constants")})
+        else:
+            why = ""
+    fix = list(dict.fromkeys(zero + first + stop))
+    cause += " Also, " + accumulate + why + (also_memorises if memorises else "")
     return Diagnosis(symptom, cause, fix, ev,
                      [" ".join(dict.fromkeys(zero + o + stop)) for o in options[1:]])
+
+
+def _lr_in(fix: list[str]) -> float:
+    """The lr an ``optimizer.lr=`` override in a fix sets (0 without one)."""
+    return next((float(o.split("=", 1)[1]) for o in fix if o.startswith("optimizer.lr=")), 0.0)
 
 
 def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Thresholds,

@@ -22,6 +22,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "train.loss": ("loss", "loss_fn", "loss_function", "criterion", "objective", "training.loss"),
     "model.n_params": ("n_params", "num_params", "num_parameters", "n_parameters",
                        "total_params", "model.num_params", "model.num_parameters"),
+    "train.batch_size": ("batch_size", "training.batch_size", "train_batch_size",
+                         "per_device_train_batch_size"),
     "data.n_train": ("n_train", "train_size", "num_train", "n_train_samples", "data.train_size"),
     "data.normalize": ("normalize", "normalise", "standardize", "standardise", "data.standardize"),
 }

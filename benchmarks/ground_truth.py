@@ -58,7 +58,7 @@ from torch import nn
 
 from sweeps.config import register_configs, training_config
 from sweeps.data import make_data
-from sweeps.diagnose import SYMPTOMS, Diagnosis, diagnose
+from sweeps.diagnose import SYMPTOMS, Diagnosis, diagnose, next_round
 from sweeps.config import lr_at
 from sweeps.loop import make_optimizer, plain, train
 from sweeps.model import build_model
@@ -402,7 +402,8 @@ def verify_fixes(rows: list[Row], preset: str, truth: bool = False, rounds: int 
     """Re-run every unhealthy run with its prescribed fix applied (every override of it,
     together) and count, per symptom, how many the labeller then calls healthy (and, with
     ``truth``, how many the ground truth does); list the others with what they became. With
-    ``rounds`` 2, a rerun still unhealthy gets its own prescribed fix on top, once."""
+    ``rounds`` 2, a rerun still unhealthy gets its own prescribed fix on top, once (its lr
+    bracketed by round 1's: next_round)."""
     per: dict[str, list[int]] = {}
     misses = []
     became: Counter = Counter()
@@ -422,7 +423,8 @@ def verify_fixes(rows: list[Row], preset: str, truth: bool = False, rounds: int 
         tally[2] += t is not None and t.symptom == "healthy"
         tally[3] += t is not None
         if rounds >= 2 and new.symptom != "healthy" and new.fix:
-            for override in new.fix:
+            lr = compose_run(list(ov), preset).optimizer.lr
+            for override in next_round(lr, d.fix, new.fix):
                 fixed = with_fix(fixed, override)
             new2, _ = label(compose_run(fixed, preset))
             second[1] += 1

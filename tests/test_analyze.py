@@ -156,10 +156,18 @@ def test_verify_fixes_second_round(swept):
     mine = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == latest]
     first = {r.data.tags["sweeps.fixes"]: r for r in mine if r.data.tags["sweeps.fix_round"] == "1"}
     second = [r for r in mine if r.data.tags["sweeps.fix_round"] == "2"]
-    for r in second:  # only runs the first round left unhealthy, with the rerun's own fix
+    for r in second:  # only runs the first round left unhealthy, with the rerun's own fix ...
         before = first[r.data.tags["sweeps.fixes"]]
         assert before.data.tags["symptom"] != "healthy"
-        assert r.data.tags["sweeps.fix"] == before.data.tags["fix"] != ""
+        own, applied = before.data.tags["fix"].split(), r.data.tags["sweeps.fix"].split()
+        assert own
+        if applied != own:  # ... or, where that lr went back past the run's own, one between
+            lr0 = float(c.get_run(r.data.tags["sweeps.fixes"]).data.params["optimizer.lr"])
+            lr1 = float(before.data.params["optimizer.lr"])
+            lr2 = float(r.data.params["optimizer.lr"])
+            assert min(lr0, lr1) < lr2 < max(lr0, lr1)
+            assert [o for o in applied if not o.startswith("optimizer.lr=")] \
+                == [o for o in own if not o.startswith("optimizer.lr=")]
     healed1 = sum(r.data.tags["symptom"] == "healthy" for r in first.values())
     healed2 = sum(r.data.tags["symptom"] == "healthy" for r in second)
     assert f"{healed1:>4}/{len(first):<4} became healthy in round 1" in proc.stdout

@@ -1,6 +1,7 @@
 """Do the prescribed fixes heal the corpus's runs? Each run the labeller calls unhealthy is
 re-run with its fix (every override, together); a rerun still unhealthy gets its own fix on top
-(round 2). Healed: the labeller calls the rerun healthy."""
+(round 2; its lr bracketed by round 1's: sweeps.diagnose.next_round). Healed: the labeller
+calls the rerun healthy."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.score import _name, label
+from sweeps.diagnose import next_round
 
 
 def _custom(cfg: dict, fix: list[str]) -> dict:
@@ -68,13 +70,14 @@ def heal(rows: list[dict[str, Any]], rounds: int = 2) -> list[dict[str, Any]]:
                 continue
             state = r["overrides"] if r["source"] == "runner" else r["config"]
             d1, state = rerun(r, d.fix, state)
-            d2 = None
+            d2, fix2 = None, None
             if rounds >= 2 and d1.symptom != "healthy" and d1.fix:
-                d2, _ = rerun(r, d1.fix, state)
+                fix2 = next_round(r["config"]["optimizer"].get("lr"), d.fix, d1.fix)
+                d2, _ = rerun(r, fix2, state)
             out.append({"part": r["part"], "family": r["family"], "symptom": d.symptom,
                         "round1": d1.symptom, "round2": d2.symptom if d2 else None,
                         "name": _name(r), "truth": r["truth"]["symptom"], "fix1": d.fix,
-                        "fix2": d1.fix if d2 else None,
+                        "fix2": fix2,
                         "ev": {k: d1.evidence.get(k) for k in ("removed_share", "floor",
                                                                 "tail_climb", "val_rise")}})
     GlobalHydra.instance().clear()

@@ -1,6 +1,7 @@
 """``sweeps-analyze --verify-fixes``: re-run every unhealthy run with its prescribed fix and
 count how many become healthy; with ``--rounds 2`` a fix that did not heal gets a second round
-with the rerun's own diagnosis, and the report says which round healed each run."""
+with the rerun's own diagnosis (its lr bracketed by round 1's: diagnose.next_round), and the
+report says which round healed each run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from sweeps import stopping, tracking
+from sweeps.diagnose import next_round
 
 COLUMNS = ["run_id", "name", "symptom", "fix", "new_run_id", "new_symptom", "healed_in",
            "fix2", "new_symptom2"]
@@ -62,8 +64,9 @@ def verify_fixes(a: Any, uri: str, rounds: int = 1) -> pd.DataFrame:
                        "healed_in": 1 if d.symptom == "healthy" else 0, "fix2": "",
                        "new_symptom2": ""}
                 if rounds >= 2 and d.symptom != "healthy" and d.fix:
-                    row["fix2"] = d.fix_str()
-                    _, second = rerun(overrides, d.fix_str(), r.run_id, 2)
+                    lr = compose("config", overrides=r.overrides.split()).optimizer.lr
+                    row["fix2"] = " ".join(next_round(lr, fix.split(), d.fix))
+                    _, second = rerun(overrides, row["fix2"], r.run_id, 2)
                     row["new_symptom2"] = second.diagnosis.symptom
                     row["healed_in"] = 2 if second.diagnosis.symptom == "healthy" else 0
                 rows.append(row)

@@ -1,0 +1,38 @@
+"""A second round of fixes, bracketed by what the first showed."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+_LR = "optimizer.lr="
+_STOP = "train.early_stop=true"  # ends a run early; the steps before it are the same
+
+
+def _lr_of(fix: Sequence[str]) -> Optional[float]:
+    try:
+        return next((float(o[len(_LR):]) for o in fix if o.startswith(_LR)), None)
+    except ValueError:
+        return None
+
+
+def _lr_only(fix: Sequence[str]) -> bool:
+    return all(o.startswith(_LR) or o == _STOP for o in fix)
+
+
+def next_round(lr: Optional[float], first: Sequence[str], second: Sequence[str]) -> list[str]:
+    """The fix for round 2: ``second``, the rerun's own fix, unless it would take the learning
+    rate back onto or past the run's own ``lr``, from which ``first`` moved it the other way.
+    The run at ``lr`` and the round-1 rerun then failed on either side (too high: it swung or
+    blew up; too low: it stalled), with nothing else changed (both fixes set only the lr, early
+    stopping aside), so the lr that heals lies between them: round 2 takes their geometric mean
+    (a bisection on the log scale lrs are searched on) instead of an lr already seen to fail."""
+    out = list(second)
+    l1, l2 = _lr_of(first), _lr_of(second)
+    if lr is None or l1 is None or l2 is None or not (lr > 0 and l1 > 0) \
+            or not (_lr_only(first) and _lr_only(second)):
+        return out
+    if l1 < lr <= l2 or l1 > lr >= l2:
+        mid = float(f"{math.sqrt(lr * l1):.2g}")
+        return [f"{_LR}{mid!r}" if o.startswith(_LR) else o for o in out]
+    return out

@@ -3,6 +3,8 @@ plain torch (not this project's loop), shuffled minibatch SGD with cross-entropy
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -25,6 +27,27 @@ def minibatch_sgd(net: torch.nn.Module, lr: float, epochs: int, batch: int,
         with torch.no_grad():
             train.append(float(loss(net(xt), yt)))
             val.append(float(loss(net(xv), yv)))
+    return train, val
+
+
+def full_batch_adam(net: torch.nn.Module, lr: float, epochs: int,
+                    data: tuple[torch.Tensor, ...]) -> tuple[list[float], list[float]]:
+    """Train ``net`` on ``data`` = (x_train, y_train, x_val, y_val) by full-batch Adam at ``lr``
+    on the MSE for ``epochs`` steps (stopping at a non-finite loss). (train losses, each taken
+    before its step, val losses after it)."""
+    xt, yt, xv, yv = data
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    train, val = [], []
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(net(xt), yt)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            val.append(float(torch.nn.functional.mse_loss(net(xv), yv)))
+        train.append(float(loss.detach()))
+        if not math.isfinite(train[-1]):
+            break
     return train, val
 
 

@@ -21,6 +21,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
+from plain_torch import full_batch_adam
 from sweeps.diagnose import diagnose
 
 CHANCE = 0.05  # within this share of the baseline: nothing learned (the benchmark's rule)
@@ -37,16 +38,7 @@ def _script(lr: float, epochs: int, slope: float = 0.8, noise: float = 0.0):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(1, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32),
                               torch.nn.Tanh(), torch.nn.Linear(32, 1))
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    train, val = [], []
-    for _ in range(epochs):
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(net(xt), yt)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            val.append(float(torch.nn.functional.mse_loss(net(xv), yv)))
-        train.append(float(loss.detach()))
+    train, val = full_batch_adam(net, lr, epochs, (xt, yt, xv, yv))
     return train, val, float(((yt.double() - yt.double().mean()) ** 2).mean())
 
 

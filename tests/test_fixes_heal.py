@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from plain_torch import full_batch_adam
 from sweeps.diagnose import diagnose
 from test_generalisation import _deep_net, _rules
 
@@ -285,3 +286,39 @@ def test_a_zero_grad_stall_in_another_scripts_terms_heals():
     lr = next(float(o.split("->")[1]) for o in d.fix if o.startswith("lr: "))
     fixed = _apply(cfg, ["train.zero_grad=true", f"optimizer.lr={lr}"])
     assert _truth(run, fixed) == "healthy", d.fix
+
+
+def _adam_net(depth: int = 4, seed: int = 0):
+    """Full-batch Adam on a sigmoid MLP (``depth`` layers of 32) fitting a noisy sine from 100
+    points: it sits on a plateau at small lrs. Returns run(cfg) -> (train, val)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x, xv = torch.rand(100, 1, generator=g) * 6 - 3, torch.rand(200, 1, generator=g) * 6 - 3
+    y = torch.sin(2 * x) + 0.1 * torch.randn(100, 1, generator=g)
+    yv = torch.sin(2 * xv) + 0.1 * torch.randn(200, 1, generator=g)
+
+    def run(cfg: dict) -> tuple[list[float], list[float]]:
+        torch.set_num_threads(1)
+        torch.manual_seed(seed)
+        layers: list = []
+        for i in range(depth):
+            layers += [torch.nn.Linear(1 if i == 0 else 32, 32), torch.nn.Sigmoid()]
+        net = torch.nn.Sequential(*layers, torch.nn.Linear(32, 1))
+        return full_batch_adam(net, float(cfg["optimizer"]["lr"]), int(cfg["train"]["epochs"]),
+                               (x, y, xv, yv))
+    return run
+
+
+def test_an_adam_stall_is_not_raised_past_an_lr_of_one():
+    """Adam moves every weight about lr a step: the 1000x raise a deep sigmoid net's plateau
+    asks for (lr 0.01 -> 10) blows it up by the continuations; the fix holds the lr at 1 and
+    gives the rest of the pace as epochs."""
+    run = _adam_net()
+    cfg = {"optimizer": {"name": "adam", "lr": 0.01}, "train": {"epochs": 20}}
+    assert _truth(run, cfg) == "stalled"
+    d = diagnose(*run(cfg), config=cfg)
+    assert d.symptom == "stalled", d.evidence
+    assert "optimizer.lr=1.0" in d.fix and any(o.startswith("train.epochs=") for o in d.fix)
+    assert _truth(run, _apply(cfg, ["optimizer.lr=10.0"])) == "diverged"
+    assert _truth(run, _apply(cfg, d.fix)) != "diverged"

@@ -10,7 +10,7 @@ import numpy as np
 from sweeps.config import OptimizerName
 from sweeps.diagnose.capacity import _memorises
 from sweeps.diagnose.curves import _r
-from sweeps.diagnose.params import Params as _Params
+from sweeps.diagnose.params import Params as _Params, adaptive
 from sweeps.diagnose.steps import (_lr, _nice, _pace_need, _plain_lr, _pow10, _raise_factor,
                                    _ramp, _room, _steps_per_epoch)
 from sweeps.diagnose.thresholds import Thresholds
@@ -42,7 +42,7 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
                                       cfg.get_float("optimizer.weight_decay"),
                                       longer=not cfg.get_bool("train.early_stop"),
                                       room=_room(cfg, curves, lr) if symptom == "stalled" else None,
-                                      raw=_raw_inputs(cfg))
+                                      raw=_raw_inputs(cfg), adaptive=adaptive(cfg))
     if symptom == "overfitting":
         options = [_patient(cfg, ev) if o == ["train.early_stop=true"] else o for o in options]
         if any(o.startswith("train.patience=") for o in options[0]):
@@ -130,7 +130,7 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
                  weight_decay: float | None = None,
                  longer: bool = True,
                  room: Optional[float] = None,
-                 raw: bool = False) -> tuple[str, list[list[str]]]:
+                 raw: bool = False, adaptive: bool = False) -> tuple[str, list[list[str]]]:
     """The cause of a symptom and its remedies, each a list of overrides, the most likely to
     heal the run first (a remedy needing the lr is left out when the lr is unknown)."""
     if symptom == "diverged":
@@ -195,9 +195,14 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
                      "gradients): more epochs at this lr.")
             more = _more_epochs(epochs, ratio, t) if longer else []
             return cause, _nonempty([more, ["data.normalize=true"]])
+    capped = bool(adaptive and lr and lr * factor > t.adaptive_lr_cap)
+    if capped:
+        factor = ev["lr_factor"] = max(10.0 ** math.floor(math.log10(t.adaptive_lr_cap / lr)
+                                                          + 1e-9), 1.0)
+        options[0] = _lr(lr, factor) if factor > 1 else []
     longer_note = ""
     rest = _pace_need(ratio, t) / factor if ratio >= t.min_progress else 1.0
-    if factor >= t.max_lr_factor and rest > 1 and epochs and longer and options[0]:
+    if (factor >= t.max_lr_factor or capped) and rest > 1 and epochs and longer:
         # The pace asks for more than the largest lr raise a fix guesses: the time a run gets is
         # lr x epochs, so the epochs make up the rest (a net this slow may sit on a plateau).
         ev["epochs_factor"] = _r(min(rest, t.max_epochs_factor))
@@ -205,6 +210,11 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
         asked = float(f"{rest * factor:.2g}")
         longer_note = (f" Its pace asks for about {asked:,.0f} times the lr x epochs it had, more "
                        f"than a {factor:,.0f}x lr: the epochs make up the rest.")
+        if capped:
+            longer_note = (f" Its pace asks for about {asked:,.0f} times the lr x epochs it had; "
+                           f"this optimizer moves every weight about lr a step, so the lr goes "
+                           f"no higher than {t.adaptive_lr_cap:g} and the epochs make up the "
+                           "rest.")
     if raw and ratio < t.barely_moved and options[0]:
         # Barely moved on inputs that were never standardised: features on scales far from 1
         # saturate the units they feed (the gradient vanishes) or make the loss ill-conditioned,

@@ -113,3 +113,13 @@ def heavy_ball(cfg: Params) -> float:
         beta = DEFAULT_MOMENTUM if name == OptimizerName.momentum else 0.0
     return beta if 0.0 <= beta < 1.0 else 0.0
 
+
+
+# Optimizers that divide each step by a running root mean square of the gradients: every weight
+# moves about lr per step, however large or small its gradient.
+ADAPTIVE = ("adam", "adamw", "rmsprop", "adagrad", "adamax", "nadam", "radam")
+
+
+def adaptive(cfg: Params) -> bool:
+    """Does the run's optimizer move every weight by about lr a step (ADAPTIVE)?"""
+    return str(cfg.get("optimizer.name") or "").lower() in ADAPTIVE

@@ -89,6 +89,10 @@ class Thresholds:
     #   (a float32 loss resolves ~1e-7 of itself; above that, the drop at a small lr is first
     #   order in the lr, so the share removed measures the rate a raise multiplies)
     max_lr_factor: float = 1000.0  # the largest lr change a fix guesses (a stall, a swing)
+    adaptive_lr_cap: float = 1.0  # a stall's lr raise takes an adaptive optimizer (Adam,
+    #   RMSprop, Adagrad, ...: every weight moves about lr a step) no higher than this: the scale
+    #   of initialised weights (1 / sqrt(fan_in) and below), past which each step throws every
+    #   weight farther than it could need to go; the epochs make up the rest of the pace
     max_epochs_factor: float = 100.0  # the most epochs a fix multiplies a run's by (a plateau
     #   that asks for more needs another remedy: the lr alternative, normalised inputs)
     max_lr_cut: float = 1e6  # a diverged run's cut: its per-step growth g puts lr x the

@@ -167,11 +167,15 @@ def logged(cfg: dict) -> dict:
                              "lr_gamma": t.get("lr_gamma", 0.1)}}
 
 
+def _n_out(name: str, loss: str) -> int:
+    """The model's outputs: one logit per class for cross-entropy, else one."""
+    return int(_raw(name)[1].max()) + 1 if loss == "ce" else 1
+
+
 @lru_cache(maxsize=None)
 def _size(name: str, model: tuple, loss: str) -> int:
-    x, y = _raw(name)
-    n_out = int(y.max()) + 1 if loss == "ce" else 1
-    return sum(p.numel() for p in build(dict(model), x.shape[1], n_out).parameters())
+    n_in = _raw(name)[0].shape[1]
+    return sum(p.numel() for p in build(dict(model), n_in, _n_out(name, loss)).parameters())
 
 
 def n_params(cfg: dict) -> int:
@@ -208,8 +212,7 @@ def fit(cfg: dict) -> dict[str, list[float]]:
     torch.manual_seed(t["seed"])
     xt, yt, xv, yv = load(d, t["seed"])
     loss_kind = _loss_kind(d)
-    n_out = int(_raw(d["name"])[1].max()) + 1 if loss_kind == "ce" else 1
-    net = build(m, xt.shape[1], n_out)
+    net = build(m, xt.shape[1], _n_out(d["name"], loss_kind))
     opt = optimizer(net.parameters(), cfg["optimizer"])
     crit = _criterion(loss_kind)
     clip = t.get("clip_grad_norm") or math.inf

@@ -11,8 +11,8 @@ from sweeps.config import OptimizerName
 from sweeps.diagnose.capacity import _memorises
 from sweeps.diagnose.curves import _r
 from sweeps.diagnose.params import Params as _Params, adaptive
-from sweeps.diagnose.steps import (_lr, _nice, _pace_need, _plain_lr, _pow10, _raise_factor,
-                                   _ramp, _room, _steps_per_epoch)
+from sweeps.diagnose.steps import (_lr, _lr_set, _nice, _pace_need, _plain_lr, _pow10,
+                                   _raise_factor, _ramp, _room, _steps_per_epoch)
 from sweeps.diagnose.thresholds import Thresholds
 from sweeps.diagnose.validation import _patient
 from sweeps.diagnose.verdict import Diagnosis
@@ -105,7 +105,7 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
                                                                OptimizerName.momentum)
     if symptom == "stalled" and lr is not None and summed:
         plain, why = _plain_lr(curves, cfg, t, seen := dict(ev))
-        if plain and _lr_in(plain) > max(_lr_in(first), lr):
+        if plain and (_lr_set(plain) or 0.0) > max(_lr_set(first) or 0.0, lr):
             first = [o for o in first if not o.startswith(("optimizer.lr=", "train.epochs="))]
             first = plain + first
             cause = ("The loss is still falling far from where it is heading, moved along only "
@@ -118,11 +118,6 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
     cause += " Also, " + accumulate + why + (also_memorises if memorises else "")
     return Diagnosis(symptom, cause, fix, ev,
                      [" ".join(dict.fromkeys(zero + o + stop)) for o in options[1:]])
-
-
-def _lr_in(fix: list[str]) -> float:
-    """The lr an ``optimizer.lr=`` override in a fix sets (0 without one)."""
-    return next((float(o.split("=", 1)[1]) for o in fix if o.startswith("optimizer.lr=")), 0.0)
 
 
 def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Thresholds,

@@ -5,15 +5,10 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+from sweeps.diagnose.steps import _lr_set
+
 _LR = "optimizer.lr="
 _STOP = "train.early_stop=true"  # ends a run early; the steps before it are the same
-
-
-def _lr_of(fix: Sequence[str]) -> Optional[float]:
-    try:
-        return next((float(o[len(_LR):]) for o in fix if o.startswith(_LR)), None)
-    except ValueError:
-        return None
 
 
 def _lr_only(fix: Sequence[str]) -> bool:
@@ -28,7 +23,7 @@ def next_round(lr: Optional[float], first: Sequence[str], second: Sequence[str])
     stopping aside), so the lr that heals lies between them: round 2 takes their geometric mean
     (a bisection on the log scale lrs are searched on) instead of an lr already seen to fail."""
     out = list(second)
-    l1, l2 = _lr_of(first), _lr_of(second)
+    l1, l2 = _lr_set(first), _lr_set(second)
     if lr is None or l1 is None or l2 is None or not (lr > 0 and l1 > 0) \
             or not (_lr_only(first) and _lr_only(second)):
         return out

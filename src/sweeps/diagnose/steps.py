@@ -6,7 +6,7 @@ would be too long or too short at this lr."""
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -216,6 +216,15 @@ def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds
     ev["lr_factor"] = factor
     return _lr(lr, factor), (f" The learning rate is too low as well: {why}, a stall once the "
                              "steps are plain.")
+
+
+def _lr_set(fix: Sequence[str]) -> Optional[float]:
+    """The lr an ``optimizer.lr=`` override in a fix sets (None without one, or unreadable)."""
+    try:
+        return next((float(o.split("=", 1)[1]) for o in fix if o.startswith("optimizer.lr=")),
+                    None)
+    except ValueError:
+        return None
 
 
 def _lr(lr: Optional[float], factor: float) -> list[str]:

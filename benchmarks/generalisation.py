@@ -86,7 +86,7 @@ from typing import Any, Optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from corpus import families as fam  # noqa: E402
+from corpus import families as fam, score as scoring  # noqa: E402
 from corpus.score import BASELINE_SOURCES, report, score  # noqa: E402
 
 CACHE = ROOT / "outputs" / "generalisation"
@@ -110,7 +110,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--no-baseline", action="store_true",
                     help="give no run its baseline loss, this project's runner's included, as "
                     "if every run came from a script that does not log one")
+    ap.add_argument("--val-every", type=int, default=1, metavar="K",
+                    help="score as if validation were logged every K epochs only (NaN between), "
+                    "as a script that evaluates every K epochs logs it")
+    ap.add_argument("--val-phase", type=int, default=0, metavar="P",
+                    help="with --val-every: the first epoch validation is logged at (0..K-1)")
     args = ap.parse_args(argv)
+    if args.val_every < 1 or not 0 <= args.val_phase < args.val_every:
+        print(f"--val-every={args.val_every} --val-phase={args.val_phase}: need K >= 1 and "
+              "0 <= P < K", file=sys.stderr)
+        return 2
+    scoring.VAL_EVERY, scoring.VAL_PHASE = args.val_every, args.val_phase
     if args.baseline and args.no_baseline:
         print("--baseline and --no-baseline: choose one", file=sys.stderr)
         return 2

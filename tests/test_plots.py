@@ -355,3 +355,19 @@ def test_background_helper_closed_without_a_job_ends(tmp_path):
     drawer.close()
     assert proc.returncode is not None and drawer.proc is None  # ended, not left running
     assert not list(tmp_path.iterdir())
+
+
+def test_a_val_logged_every_five_epochs_is_drawn_through_its_points(frames):
+    # what sweeps-analyze reads from a script that evaluates every 5 epochs: NaN between
+    runs, hist = frames
+    sparse = hist.copy()
+    sparse.loc[sparse["epoch"] % 5 != 0, "val_loss"] = math.nan
+    (fig,) = plots.loss_curves(runs, sparse, metric="val_loss").values()
+    segments = [s for ax in _data_axes(fig) for c in ax.collections if c.get_gid() == "runs"
+                for s in c.get_segments()]
+    # a line joining the logged points, not isolated points between gaps (nothing drawn)
+    joined = [s for s in segments if len(s) >= EPOCHS // 5 and np.isfinite(s).all()]
+    assert len(joined) >= (runs.symptom != "diverged").sum()
+    over = plots.overfitting_curves(runs, sparse)
+    dashed = [ln for ax in _data_axes(over) for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert dashed and all(len(ln.get_xdata()) == EPOCHS // 5 for ln in dashed)

@@ -19,6 +19,16 @@ def _zero_grad_off(config: dict) -> bool:
 # script's runs (the custom trainer) do not, unless generalisation.py --baseline asks what a
 # script that logs ``baseline_loss`` would get.
 BASELINE_SOURCES = {"runner"}
+# Validation logged every VAL_EVERY epochs only, at epochs VAL_PHASE, VAL_PHASE + VAL_EVERY, ...
+# (NaN between), as a script that evaluates every k epochs logs it: generalisation.py
+# --val-every K [--val-phase P]. 1: every epoch, as the corpus recorded it.
+VAL_EVERY, VAL_PHASE = 1, 0
+
+
+def _sparse(val: list[float]) -> list[float]:
+    if VAL_EVERY <= 1 or not val:
+        return val
+    return [v if i % VAL_EVERY == VAL_PHASE else float("nan") for i, v in enumerate(val)]
 
 
 def label(run: dict[str, Any], thresholds: Thresholds = DEFAULT):
@@ -33,7 +43,7 @@ def label(run: dict[str, Any], thresholds: Thresholds = DEFAULT):
 
             run["baseline"] = float(f"{_constant_loss(run):.6g}")  # as the store keeps it
         config = {**config, "data": {**config["data"], "baseline_loss": run["baseline"]}}
-    return diagnose(h["train_loss"], h["val_loss"], config=config,
+    return diagnose(h["train_loss"], _sparse(h["val_loss"]), config=config,
                     grad_norm=h["grad_norm"] if run.get("full_batch", True) else None,
                     thresholds=thresholds)
 

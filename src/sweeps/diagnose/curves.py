@@ -19,6 +19,33 @@ def _array(seq: Optional[Sequence[float]]) -> np.ndarray:
     return np.asarray([math.nan if v is None else float(v) for v in seq], dtype=float)
 
 
+def _gaps_filled(a: np.ndarray, ran: Optional[int] = None) -> tuple[np.ndarray, int]:
+    """A curve with NaN where nothing was logged (validation every k epochs, or from the second
+    epoch on), its gaps filled, and how many there were. A loop stops at its first non-finite
+    loss, so a NaN that a finite value follows is a gap, not a blow-up. So, for a curve logged
+    beside the train loss (``ran``: the run's epochs), are NaN after its last value at epochs
+    the run went on past, and then one at the run's last epoch too (a curve with gaps is
+    logged every k epochs). Gaps between logged values are filled linearly, leading ones with
+    the first logged value; trailing ones are cut off, and a curve of a single logged value is
+    no curve (empty). Infinite values are kept: they are a blow-up wherever they are."""
+    nan = np.isnan(a)
+    if not nan.any():
+        return a, 0
+    logged = np.flatnonzero(np.isfinite(a))
+    last = int(logged[-1]) if len(logged) else -1
+    inner = np.flatnonzero(nan[: last + 1])
+    tail = a[last + 1: ran] if ran is not None else a[:0]
+    cut = bool(np.isnan(tail).all() and (len(tail) >= 2 or (len(tail) == 1 and len(inner))))
+    n = len(inner) + (len(tail) if cut else 0)
+    if n == 0:
+        return a, 0
+    if len(logged) < 2:
+        return (np.zeros(0), n) if ran is not None else (a, 0)
+    out = a[: last + 1].copy() if cut else a.copy()
+    out[inner] = np.interp(inner, logged, a[logged])
+    return out, n
+
+
 def _first_nonfinite(a: np.ndarray) -> int:
     bad = np.flatnonzero(~np.isfinite(a))
     return int(bad[0]) if len(bad) else 1 << 62

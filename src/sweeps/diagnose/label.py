@@ -9,8 +9,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from sweeps.diagnose.chance import baseline, learned_nothing
-from sweeps.diagnose.curves import (_array, _clock, _end_share, _first_nonfinite, _floor, _growth,
-    _jitter, _lost_ground, _lr_rising, _max_autocorr, _r, _sign_changes, _smooth, _zigzag)
+from sweeps.diagnose.curves import (_array, _clock, _end_share, _first_nonfinite, _floor,
+    _gaps_filled, _growth, _jitter, _lost_ground, _lr_rising, _max_autocorr, _r, _sign_changes,
+    _smooth, _zigzag)
 from sweeps.diagnose.fixes import _verdict
 from sweeps.diagnose.foreign import in_own_terms
 from sweeps.diagnose.params import Params as _Params, heavy_ball
@@ -46,6 +47,11 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
     t, cfg = thresholds, _Params(config)
     train, val, grads = _array(train_loss), _array(val_loss), _array(grad_norm)
     ev: dict[str, Any] = {"epochs_run": int(len(train))}
+    # Epochs where nothing was logged (val every k epochs): gaps, not a blow-up.
+    (train, n_train), (val, n_val), (grads, n_grad) = (
+        _gaps_filled(train), _gaps_filled(val, len(train)), _gaps_filled(grads, len(train)))
+    ev.update({k: n for k, n in (("train_gaps_filled", n_train), ("val_gaps_filled", n_val),
+                                 ("grad_gaps_filled", n_grad)) if n})
     if np.any(np.isfinite(val)):
         ev["val_epochs"] = int(len(val))
 

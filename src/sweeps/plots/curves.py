@@ -19,15 +19,17 @@ _LEGENDS = 1.55  # inches at the right for the legends
 
 
 def _curve(epochs: np.ndarray, values: np.ndarray, floor: float, ceil: float):
-    """Clip one curve for a log axis. Returns (x, y, blowup_epoch or None): interior NaNs are
-    gaps, huge values sit on the ceiling, and a trailing non-finite block becomes one last point
-    on the ceiling at the epoch the run went non-finite."""
+    """Clip one curve for a log axis. Returns (x, y, blowup_epoch or None): an epoch with no
+    value (NaN: a validation logged every k epochs) is left out, so the line joins the logged
+    points; huge values sit on the ceiling, and a trailing non-finite block becomes one last
+    point on the ceiling at the epoch the run went non-finite."""
     bad = ~np.isfinite(values) | (np.abs(values) >= _HUGE)
     good_idx = np.flatnonzero(~bad)
     end = good_idx[-1] + 1 if len(good_idx) else 0
     x, y = epochs[:end].astype(float), values[:end].astype(float)
     y = np.where(np.isinf(y) | (y >= _HUGE), ceil, y)
-    y = np.clip(y, floor, ceil)  # NaN stays NaN: a gap
+    y = np.clip(y, floor, ceil)
+    x, y = x[~np.isnan(y)], y[~np.isnan(y)]
     blowup = None
     if end < len(values):
         blowup = float(epochs[end])

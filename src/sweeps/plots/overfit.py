@@ -70,7 +70,8 @@ def overfitting_curves(runs: pd.DataFrame, histories: pd.DataFrame,
             v = np.where(np.isfinite(v) & (v > 0) & (v < _HUGE), v, np.nan)
             if np.isnan(v).all():
                 continue
-            ax.plot(ep, v, color=color, ls=ls, lw=1.4, label=label)
+            logged = ~np.isnan(v)  # a val logged every k epochs: join its points
+            ax.plot(ep[logged], v[logged], color=color, ls=ls, lw=1.4, label=label)
             drawn = True
             if col == "val_loss":
                 i = int(np.nanargmin(v))

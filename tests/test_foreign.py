@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 
 import mlflow
+import numpy as np
 from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
+from sweeps.diagnose import diagnose
 
 NOTE = "mlflow.note.content"
 BEGIN = "<!-- sweeps:diagnosis -->"
@@ -122,3 +124,32 @@ def test_foreign_model_that_can_memorise_stops_early_in_words(tmp_path):
                           fall)
     tags = MlflowClient(uri).get_run(small).data.tags
     assert tags["symptom"] == "stalled" and "early stopping" not in tags["fix"]
+
+
+def test_foreign_fix_uses_the_scripts_names_for_clipping_decay_and_stopping(tmp_path):
+    """Hugging Face and Lightning style names (``max_grad_norm``, ``weight_decay``,
+    ``early_stopping``, ``num_train_epochs``): the fix and its alternatives change those params,
+    not words for them and never this project's keys."""
+    # the loss triples every epoch from 1 (gradient descent with lr x curvature ~ 2.7): diverged
+    names = {"learning_rate": "0.5", "max_grad_norm": "0.0", "weight_decay": "0.0",
+             "early_stopping": "False", "num_train_epochs": "20"}
+    uri, run = _one_run(tmp_path, "hf-names", names, [3.0**i for i in range(20)])
+    tags = MlflowClient(uri).get_run(run).data.tags
+    assert tags["symptom"] == "diverged"
+    assert tags["fix"].startswith("learning_rate: 0.5 -> ")
+    assert "`max_grad_norm: 0.0 -> 1.0`" in tags[NOTE]  # the alternative to the lr cut
+    assert "train." not in tags[NOTE] and "optimizer." not in tags[NOTE]
+
+
+def test_foreign_overfitting_fix_switches_the_scripts_own_early_stopping_on():
+    # by construction: train falls to its floor while val, after its minimum near epoch 30,
+    # climbs in a straight line 0.004 an epoch to the end (to 0.58, from 0.35)
+    e = np.arange(100.0)
+    train = 0.05 + np.exp(-e / 10)
+    val = 0.3 + np.exp(-e / 10) + 0.004 * np.clip(e - 30, 0, None)
+    cfg = {"learning_rate": "0.01", "weight_decay": "0.0", "early_stopping": "False",
+           "num_train_epochs": "100"}
+    d = diagnose(list(train), list(val), config=cfg)
+    assert d.symptom == "overfitting"
+    assert d.fix == ["early_stopping: False -> True"]
+    assert d.alternatives == ["weight_decay: 0.0 -> 0.01"]

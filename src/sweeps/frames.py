@@ -4,6 +4,7 @@ way ``sweeps-analyze`` labels and plots them (another script's param names under
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from typing import Any
 
 import pandas as pd
@@ -70,12 +71,21 @@ def histories_frame(uri: str, run_ids: list[str], train_key: str, val_key: str) 
         t = dict(hist.get((run_id, train_key), []))
         if not t:
             continue
-        v = dict(hist.get((run_id, val_key), []))
-        g = dict(hist.get((run_id, "grad_norm"), []))
         epochs = sorted(t)
         cols["run_id"] += [run_id] * len(epochs)
         cols["epoch"] += epochs
         cols["train_loss"] += [t[e] for e in epochs]
-        cols["val_loss"] += [v.get(e, math.nan) for e in epochs]
-        cols["grad_norm"] += [g.get(e, math.nan) for e in epochs]
+        cols["val_loss"] += _on_steps(epochs, hist.get((run_id, val_key), []))
+        cols["grad_norm"] += _on_steps(epochs, hist.get((run_id, "grad_norm"), []))
     return pd.DataFrame(cols)
+
+
+def _on_steps(steps: list[int], logged: list[tuple[int, float]]) -> list[float]:
+    """A metric's (step, value) history on the train loss's ``steps``: a value logged at one of
+    them goes there; one between them (another frequency on the same step axis: validation once
+    an epoch, train loss every 50 batches) goes to the last of them before it (the first, if it
+    precedes them all), a later value replacing an earlier one; NaN where none falls."""
+    out = [math.nan] * len(steps)
+    for step, value in sorted(logged):
+        out[max(bisect_right(steps, step) - 1, 0)] = value
+    return out

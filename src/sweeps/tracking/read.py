@@ -17,7 +17,7 @@ from sweeps.tracking.runs import SERVER_CONCURRENCY, end_parent, set_status, sta
 from sweeps.tracking.server import histories_bulk, unreachable
 from sweeps.tracking.store import (
     MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VALUE, TAG_ERROR, TAG_HASH, TAG_HOST, TAG_PARENT, TAG_PID,
-    TAG_ROLE, ChildRow, chunks, clean, client)
+    TAG_ROLE, ChildRow, chunks, clean, client, per_step)
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +137,11 @@ def histories(uri: str, run_ids: list[str], keys: Iterable[str]) -> dict[tuple[s
     if store is not None:
         return bulk.histories(store, run_ids, keys)
     c = client(uri)
-    out: dict[tuple[str, str], dict[int, tuple[int, float]]] = {}
+    out: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for pair, history in _client_histories(c, uri, run_ids, keys):
-        for step, ts, value in history:
-            slot = out.setdefault(pair, {})
-            if step not in slot or ts >= slot[step][0]:
-                slot[step] = (ts, value)
-    return {k: [(step, v) for step, (_, v) in sorted(slot.items())] for k, slot in out.items()}
+        rows = sorted(history, key=lambda m: (m[0], m[1]))  # stable: logging order within a ms
+        out[pair] = per_step([(step, value) for step, _, value in rows])
+    return out
 
 
 def _client_histories(c: Any, uri: str, run_ids: list[str], keys: list[str]) -> Iterable[tuple[tuple[str, str], list[tuple[int, int, float]]]]:

@@ -259,6 +259,19 @@ def chunks(items: list, size: int) -> Iterator[list]:
         yield items[i : i + size]
 
 
+def per_step(rows: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """A metric's (step, value) history in step order, from its rows sorted by step and, within
+    a step, in the order logged: the last value per step (an epoch a resumed run logged again).
+    But several values all at one step were logged without steps (``mlflow.log_metric``'s step
+    defaults to 0), one per epoch: they are the curve, in the order logged, at steps 0, 1, ..."""
+    if len(rows) > 1 and all(step == rows[0][0] for step, _ in rows):
+        return [(i, value) for i, (_, value) in enumerate(rows)]
+    last: dict[int, float] = {}
+    for step, value in rows:
+        last[step] = value
+    return list(last.items())
+
+
 def metric_value(v: float) -> float:
     # MLflow stores NaN as such; +-inf become the largest finite doubles, which the UI can plot.
     return v if not math.isinf(v) else math.copysign(1.7976931348623157e308, v)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from sweeps.tracking.bulk.gate import ACTIVE, CHUNK, WORKSPACE, Store, marks, reading
-from sweeps.tracking.store import TAG_ERROR, TAG_PARENT, TAG_ROLE, ChildRow, chunks
+from sweeps.tracking.store import TAG_ERROR, TAG_PARENT, TAG_ROLE, ChildRow, chunks, per_step
 
 
 @dataclass
@@ -120,20 +120,16 @@ def children(store: Store, exp_id: str, parent_id: str) -> list[ChildRow]:
 
 
 def histories(store: Store, run_ids: list[str], keys: list[str]) -> dict[tuple[str, str], list[tuple[int, float]]]:
-    """Per-(run, key) (step, value) lists in step order, the last value logged per step: one
-    query per chunk of runs."""
-    found: dict[tuple[str, str], dict[int, float]] = {}
+    """Per-(run, key) (step, value) lists in step order (store.per_step: the last value logged
+    per step; values logged without steps in the order logged): one query per chunk of runs."""
+    found: dict[tuple[str, str], list[tuple[int, float]]] = {}
     with reading(store) as db:
         for chunk in chunks(list(run_ids), CHUNK):
-            # in step order, and per step in logging order: the last value logged wins
+            # in step order, and per step in logging order
             rows = db.execute(
                 "select m.run_uuid, m.key, m.step, m.value, m.is_nan from metrics m "
                 f"where m.run_uuid in ({marks(chunk)}) and m.key in ({marks(keys)}) "
-                "order by m.run_uuid, m.key, m.step, m.timestamp", [*chunk, *keys])
-            last, slot = None, {}
+                "order by m.run_uuid, m.key, m.step, m.timestamp, m.rowid", [*chunk, *keys])
             for run_id, key, step, value, is_nan in rows:
-                if (run_id, key) != last:
-                    last = (run_id, key)
-                    slot = found.setdefault(last, {})
-                slot[step] = math.nan if is_nan else value
-    return {k: list(slot.items()) for k, slot in found.items()}
+                found.setdefault((run_id, key), []).append((step, math.nan if is_nan else value))
+    return {k: per_step(rows) for k, rows in found.items()}

@@ -1,0 +1,76 @@
+"""sweeps-analyze on the ways other scripts log their curves with plain MLflow calls: without a
+step (``mlflow.log_metric``'s step defaults to 0, so every epoch lands on step 0), and the train
+and validation losses at different frequencies on one step axis (Lightning's global step: train
+every few batches, validation once an epoch). Both used to reach the labeller as one point, or
+as a train loss without its validation curve.
+
+The expectations come from how each curve was built (analysis), not from the labeller."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import run_cli
+
+
+def _analyse(tmp_path, uri: str, experiment: str, env: dict | None = None) -> None:
+    run_cli(["--tracking-uri", uri, "--experiment", experiment, "--train-metric", "loss",
+             "--val-metric", "val_loss", "--no-plots", "--output-root", str(tmp_path / "out")],
+            tmp_path, module="sweeps.analyze", env=env)
+
+
+# the bulk path (sqlite3 on the store) and MLflow's client, which a server or another store gets
+@pytest.mark.parametrize("env", [None, {"SWEEPS_PLAIN_LOGGING": "1"}], ids=["bulk", "client"])
+def test_curves_logged_without_a_step_are_read_in_the_order_logged(tmp_path, env):
+    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("no-steps")
+    try:
+        ids = {}
+        # healthy: loss - floor shrinks by 0.9 an epoch, to 2e-4 of its start in 80 epochs;
+        # stalled: a straight line that removed 8 % of its start and is still falling as fast
+        for name, curve in (("healthy", [0.05 + 0.9**e for e in range(80)]),
+                            ("stalled", [1.0 - 0.001 * e for e in range(80)])):
+            with mlflow.start_run(run_name=name) as run:
+                mlflow.log_param("learning_rate", "0.001")
+                for loss in curve:
+                    mlflow.log_metric("loss", loss)  # no step: every value at step 0
+                    mlflow.log_metric("val_loss", 1.1 * loss)
+            ids[name] = run.info.run_id
+    finally:
+        mlflow.set_tracking_uri(None)
+    _analyse(tmp_path, uri, "no-steps", env)
+    c = MlflowClient(uri)
+    for name, run_id in ids.items():
+        tags = c.get_run(run_id).data.tags
+        assert tags["symptom"] == name, tags.get("cause")
+        assert "Too few epochs" not in tags.get("cause", "")
+
+
+def test_validation_once_an_epoch_beside_a_train_loss_every_ten_steps(tmp_path):
+    """Train loss every 10 global steps, validation once an epoch of 100 steps, at step 95 of
+    each (never a step the train loss has). By construction the run overfits: train falls with
+    a time constant of 8 epochs, removing about half its loss after val's minimum (epoch 7),
+    while val climbs from there in a straight line to the end, from 0.28 to 0.69, far beyond
+    any jitter (there is none)."""
+    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("lightning-like")
+    try:
+        with mlflow.start_run(run_name="overfits") as run:
+            mlflow.log_params({"learning_rate": "0.01", "max_epochs": "30"})
+            for step in range(0, 3000, 10):
+                e = step / 100
+                mlflow.log_metric("loss", 0.05 + 2.718 ** (-e / 8), step=step)
+            for epoch in range(30):
+                val = 0.25 + 2.718 ** (-epoch / 2) + 0.02 * max(epoch - 7, 0)
+                mlflow.log_metric("val_loss", val, step=100 * epoch + 95)
+        run_id = run.info.run_id
+    finally:
+        mlflow.set_tracking_uri(None)
+    _analyse(tmp_path, uri, "lightning-like")
+    tags = MlflowClient(uri).get_run(run_id).data.tags
+    assert tags["symptom"] == "overfitting", tags.get("cause")
+    assert "early stopping" in tags["fix"]

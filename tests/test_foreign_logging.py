@@ -1,18 +1,33 @@
 """sweeps-analyze on the ways other scripts log their curves with plain MLflow calls: without a
 step (``mlflow.log_metric``'s step defaults to 0, so every epoch lands on step 0), and the train
 and validation losses at different frequencies on one step axis (Lightning's global step: train
-every few batches, validation once an epoch). Both used to reach the labeller as one point, or
-as a train loss without its validation curve.
+every few batches, validation once an epoch), and validation every 5th epoch only. They used to
+reach the labeller as one point, as a train loss without its validation curve, or as a NaN
+taken for a blow-up.
 
 The expectations come from how each curve was built (analysis), not from the labeller."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
+
+
+@contextmanager
+def _store(tmp_path, experiment: str):
+    """Someone's script logging into a fresh SQLite store: yields its uri."""
+    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment)
+    try:
+        yield uri
+    finally:
+        mlflow.set_tracking_uri(None)
 
 
 def _analyse(tmp_path, uri: str, experiment: str, env: dict | None = None) -> None:
@@ -24,10 +39,7 @@ def _analyse(tmp_path, uri: str, experiment: str, env: dict | None = None) -> No
 # the bulk path (sqlite3 on the store) and MLflow's client, which a server or another store gets
 @pytest.mark.parametrize("env", [None, {"SWEEPS_PLAIN_LOGGING": "1"}], ids=["bulk", "client"])
 def test_curves_logged_without_a_step_are_read_in_the_order_logged(tmp_path, env):
-    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("no-steps")
-    try:
+    with _store(tmp_path, "no-steps") as uri:
         ids = {}
         # healthy: loss - floor shrinks by 0.9 an epoch, to 2e-4 of its start in 80 epochs;
         # stalled: a straight line that removed 8 % of its start and is still falling as fast
@@ -39,8 +51,6 @@ def test_curves_logged_without_a_step_are_read_in_the_order_logged(tmp_path, env
                     mlflow.log_metric("loss", loss)  # no step: every value at step 0
                     mlflow.log_metric("val_loss", 1.1 * loss)
             ids[name] = run.info.run_id
-    finally:
-        mlflow.set_tracking_uri(None)
     _analyse(tmp_path, uri, "no-steps", env)
     c = MlflowClient(uri)
     for name, run_id in ids.items():
@@ -55,10 +65,7 @@ def test_validation_once_an_epoch_beside_a_train_loss_every_ten_steps(tmp_path):
     a time constant of 8 epochs, removing about half its loss after val's minimum (epoch 7),
     while val climbs from there in a straight line to the end, from 0.28 to 0.69, far beyond
     any jitter (there is none)."""
-    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("lightning-like")
-    try:
+    with _store(tmp_path, "lightning-like") as uri:
         with mlflow.start_run(run_name="overfits") as run:
             mlflow.log_params({"learning_rate": "0.01", "max_epochs": "30"})
             for step in range(0, 3000, 10):
@@ -68,9 +75,26 @@ def test_validation_once_an_epoch_beside_a_train_loss_every_ten_steps(tmp_path):
                 val = 0.25 + 2.718 ** (-epoch / 2) + 0.02 * max(epoch - 7, 0)
                 mlflow.log_metric("val_loss", val, step=100 * epoch + 95)
         run_id = run.info.run_id
-    finally:
-        mlflow.set_tracking_uri(None)
     _analyse(tmp_path, uri, "lightning-like")
     tags = MlflowClient(uri).get_run(run_id).data.tags
     assert tags["symptom"] == "overfitting", tags.get("cause")
     assert "early stopping" in tags["fix"]
+
+
+def test_a_script_that_evaluates_every_five_epochs(tmp_path):
+    """Train loss every epoch, val every 5th (NaN between, as the frame reads it). The train
+    loss is gradient descent on a quadratic well inside the stable range (loss - floor shrinks
+    by 0.9 an epoch, to 1e-4 of its start in 90 epochs) and val follows it 10 % above: by
+    analysis, a healthy run. It used to be labelled diverged (a NaN taken for a blow-up)."""
+    with _store(tmp_path, "every5") as uri:
+        with mlflow.start_run(run_name="every5") as run:
+            mlflow.log_params({"lr": "0.05", "epochs": "90"})
+            for epoch in range(90):
+                loss = 0.05 + 0.9**epoch
+                mlflow.log_metric("loss", loss, step=epoch)
+                if epoch % 5 == 4:
+                    mlflow.log_metric("val_loss", 1.1 * loss, step=epoch)
+        run_id = run.info.run_id
+    _analyse(tmp_path, uri, "every5")
+    tags = MlflowClient(uri).get_run(run_id).data.tags
+    assert tags["symptom"] == "healthy", tags.get("cause")

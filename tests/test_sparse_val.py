@@ -5,7 +5,8 @@ loop stops at its first non-finite loss, so a NaN that a logged value follows wa
 The expectations come from analysis, not from the labeller: the diagnostic preset's models are
 linear in their parameters, and benchmarks/ground_truth.py derives each run's symptom from that
 quadratic (the exact recurrence, or a replay) and the population loss along it. Before the gaps
-were read as such, every run here was labelled diverged.
+were read as such, every run here was labelled diverged. (sweeps-analyze on a store written
+that way: tests/test_foreign_logging.py.)
 """
 
 from __future__ import annotations
@@ -14,13 +15,9 @@ import math
 import sys
 from pathlib import Path
 
-import mlflow
 import pytest
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from mlflow.tracking import MlflowClient
-
-from conftest import run_cli
 from sweeps.config import config_dir, register_configs, training_config
 from sweeps.diagnose import diagnose
 
@@ -81,29 +78,3 @@ def test_a_val_that_goes_non_finite_at_the_last_epoch_is_still_a_blow_up():
     gappy = _every(h["val_loss"][:40], 5, 0)
     gappy[20] = math.inf
     assert diagnose(train_loss, gappy, config=config).symptom == "diverged"
-
-
-def test_sweeps_analyze_reads_a_script_that_evaluates_every_five_epochs(tmp_path):
-    """Someone's script: train loss every epoch, val every 5th, with plain mlflow.log_metric.
-    Its train loss is gradient descent on a quadratic at a step well inside the stable range
-    (loss - floor shrinks by 0.9 an epoch, to 1e-4 of its start in 80 epochs) and val follows
-    it 10 % above: by analysis, a healthy run."""
-    uri = f"sqlite:///{tmp_path / 'theirs.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("every5")
-    try:
-        with mlflow.start_run(run_name="every5") as run:
-            mlflow.log_params({"lr": "0.05", "epochs": "90"})
-            for epoch in range(90):
-                loss = 0.05 + 0.9 ** epoch
-                mlflow.log_metric("loss", loss, step=epoch)
-                if epoch % 5 == 4:
-                    mlflow.log_metric("val_loss", 1.1 * loss, step=epoch)
-        run_id = run.info.run_id
-    finally:
-        mlflow.set_tracking_uri(None)
-    run_cli(["--tracking-uri", uri, "--experiment", "every5", "--train-metric", "loss",
-             "--val-metric", "val_loss", "--no-plots", "--output-root", str(tmp_path / "out")],
-            tmp_path, module="sweeps.analyze")
-    tags = MlflowClient(uri).get_run(run_id).data.tags
-    assert tags["symptom"] == "healthy", tags.get("cause")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -98,3 +99,47 @@ def test_a_script_that_evaluates_every_five_epochs(tmp_path):
     _analyse(tmp_path, uri, "every5")
     tags = MlflowClient(uri).get_run(run_id).data.tags
     assert tags["symptom"] == "healthy", tags.get("cause")
+
+
+def _keras_like(tmp_path) -> tuple[str, dict[str, str]]:
+    """Keras' names, ``loss`` and ``val_loss``: a healthy run (loss - floor shrinks by 0.9 an
+    epoch) and a stalled one (a straight line, 5 % of its start removed and falling as fast)."""
+    ids = {}
+    with _store(tmp_path, "keras") as uri:
+        for name, curve in (("healthy", [0.05 + 0.9**e for e in range(60)]),
+                            ("stalled", [1.0 - 0.001 * e for e in range(60)])):
+            with mlflow.start_run(run_name=name) as run:
+                mlflow.log_param("learning_rate", "0.001")
+                for epoch, loss in enumerate(curve):
+                    mlflow.log_metrics({"loss": loss, "val_loss": 1.1 * loss}, step=epoch)
+            ids[name] = run.info.run_id
+    return uri, ids
+
+
+def test_the_loss_is_found_under_its_common_names(tmp_path):
+    uri, ids = _keras_like(tmp_path)
+    proc = run_cli(["--tracking-uri", uri, "--experiment", "keras", "--no-plots",
+                    "--output-root", str(tmp_path / "out")], tmp_path, module="sweeps.analyze")
+    assert "read metric 'loss' as the training loss" in proc.stdout
+    c = MlflowClient(uri)
+    for name, run_id in ids.items():
+        assert c.get_run(run_id).data.tags["symptom"] == name
+    # the table and plots read the lr under its name too (``learning_rate``)
+    table = pd.read_csv(tmp_path / "out" / "keras" / "analysis" / "labels.csv")
+    assert set(table["lr"]) == {0.001}
+
+
+@pytest.mark.parametrize("flag", ["--train-metric", "--val-metric"])
+def test_a_metric_no_run_logged_is_a_clear_error_and_writes_nothing(tmp_path, flag):
+    uri, ids = _keras_like(tmp_path)
+    proc = run_cli(["--tracking-uri", uri, "--experiment", "keras", "--no-plots", flag, "los",
+                    "--output-root", str(tmp_path / "out")], tmp_path, module="sweeps.analyze",
+                   check=False)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"{flag}='los'" in line and "loss, val_loss" in line
+    c = MlflowClient(uri)
+    exp = c.get_experiment_by_name("keras")
+    runs = c.search_runs([exp.experiment_id])
+    assert sorted(r.info.run_id for r in runs) == sorted(ids.values())  # no analysis run
+    assert not any("symptom" in r.data.tags for r in runs)

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -52,6 +52,7 @@ class Analysis:
     output_dir: Path
     prefixed: int = 0  # runs whose own symptom/cause/fix tags made the labels go to sweeps.*
     holder: str = ""  # the run that holds the CSV and plots, in words (set by write_outputs)
+    notes: list[str] = field(default_factory=list)  # which metrics were read as the losses
 
 
 # --- labelling ---------------------------------------------------------------------------------
@@ -87,13 +88,15 @@ def label(runs: pd.DataFrame, histories: pd.DataFrame, relabel: bool = False,
     return new_tags
 
 
-def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
-            val_key: str = "val_loss", relabel: bool = False,
+def analyse(uri: str, experiment: Optional[str], train_key: Optional[str] = None,
+            val_key: Optional[str] = None, relabel: bool = False,
             output_root: str = "outputs", baseline: Optional[float] = None) -> Analysis:
-    """Read, label and tag an experiment (the latest sweep's when ``experiment`` is None).
+    """Read, label and tag an experiment (the latest sweep's when ``experiment`` is None); the
+    loss metrics ``train_key``/``val_key``, or (None) the first of their common names logged.
 
     Raises:
-        ConfigError: the experiment does not exist or the store has no sweep.
+        ConfigError: the experiment does not exist, the store has no sweep, or no run logged a
+            loss metric asked for.
     """
     found = tracking.find_experiment(uri, experiment)
     if found is None:
@@ -101,11 +104,15 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
         raise ConfigError(f"--experiment={experiment!r}: no {what} in {tracking.scrub(uri)}; "
                           "run a sweep first or name an existing experiment")
     exp_id, exp_name = found
-    from sweeps.frames import histories_frame, runs_frame
+    from sweeps.frames import histories_frame, metric_keys, runs_frame
 
-    runs = runs_frame(tracking.search_all(uri, exp_id))
+    found_runs = tracking.search_all(uri, exp_id)
+    runs = runs_frame(found_runs)
     if runs.empty:
         raise ConfigError(f"--experiment={exp_name!r}: it has no runs to analyse")
+    ids = set(runs["run_id"])
+    logged = {k for r in found_runs if r.info.run_id in ids for k in r.data.metrics}
+    train_key, val_key, notes = metric_keys(logged, train_key, val_key)
     histories = histories_frame(uri, runs["run_id"].tolist(), train_key, val_key)
     have = set(histories["run_id"])
     skipped = runs.loc[~runs["run_id"].isin(have), "name"].tolist()
@@ -117,7 +124,7 @@ def analyse(uri: str, experiment: Optional[str], train_key: str = "train_loss",
     tracking.set_tags(uri, tags)
     out = Path(output_root) / exp_name / "analysis"
     prefixed = sum(t.get(KEYS_TAG) == "prefixed" for t in tags.values())
-    return Analysis(exp_name, exp_id, runs, histories, skipped, out, prefixed)
+    return Analysis(exp_name, exp_id, runs, histories, skipped, out, prefixed, notes=notes)
 
 
 # --- outputs -----------------------------------------------------------------------------------
@@ -214,6 +221,7 @@ def report(a: Analysis, show: int = 30) -> str:
     """The console table: counts per symptom, then up to ``show`` runs (unhealthy first)."""
     counts = a.runs["symptom"].value_counts()
     lines = [f"experiment '{a.experiment}': {len(a.runs)} runs labelled"]
+    lines += [f"  {note}" for note in a.notes]
     lines += [f"  {s:<12} {int(counts.get(s, 0)):>5}" for s in SYMPTOMS]
     if a.skipped:
         lines.append(f"  skipped {len(a.skipped)} run(s) without the loss metrics: "
@@ -236,8 +244,10 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
                    "else sqlite:///<output-root>/mlflow.db)")
     p.add_argument("--experiment", help="experiment to analyse (default: the latest sweep's)")
-    p.add_argument("--train-metric", default="train_loss", help="metric key of the training loss")
-    p.add_argument("--val-metric", default="val_loss", help="metric key of the validation loss")
+    p.add_argument("--train-metric", help="metric key of the training loss (default: the first "
+                   "logged of train_loss, loss, training_loss, ...)")
+    p.add_argument("--val-metric", help="metric key of the validation loss (default: the first "
+                   "logged of val_loss, validation_loss, valid_loss, eval_loss, ...)")
     p.add_argument("--output-root", default="outputs", help="analysis goes to <root>/<experiment>/analysis")
     p.add_argument("--relabel", action="store_true", help="label every run again, not only unlabelled ones")
     p.add_argument("--no-plots", action="store_true", help="write the CSV and tags only")

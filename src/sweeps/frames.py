@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from typing import Any
+from typing import Any, Optional
 
 import pandas as pd
 
 from sweeps import tracking
+from sweeps.config_error import ConfigError
+from sweeps.diagnose.params import ALIASES
 from sweeps.foreign import existing_label
 
 ROLES_ANALYSED = ("child", "single", "")  # parents, analysis and verification parents are not
@@ -44,10 +46,13 @@ def runs_frame(runs: list[Any]) -> pd.DataFrame:
             "status": r.info.status,
             "start_time": r.info.start_time or 0,
             "config_hash": tags.get(tracking.TAG_HASH, r.info.run_id),
-            "optimizer": _param(params, "optimizer", "optimizer.name"),
-            "lr": _float(_param(params, "optimizer.lr", "lr", default=math.nan)),
+            # another script's names too (diagnose.params.ALIASES: learning_rate, optim, ...)
+            "optimizer": _param(params, "optimizer.name", *ALIASES["optimizer.name"]),
+            "lr": _float(_param(params, "optimizer.lr", *ALIASES["optimizer.lr"],
+                                default=math.nan)),
             "noise": _float(_param(params, "data.noise", "noise", default=math.nan)),
-            "zero_grad": str(_param(params, "train.zero_grad", default="True")).lower() == "true",
+            "zero_grad": str(_param(params, "train.zero_grad", *ALIASES["train.zero_grad"],
+                                    default="True")).lower() == "true",
             "model": _param(params, "model", "model.name"),
             "symptom": existing_label(tags, tracking.TAG_ROLE),
             "fix": tags.get("fix", ""),
@@ -61,6 +66,39 @@ def runs_frame(runs: list[Any]) -> pd.DataFrame:
     frame["finished"] = frame["status"] == "FINISHED"
     frame = frame.sort_values(["finished", "start_time"]).drop_duplicates("config_hash", keep="last")
     return frame.drop(columns="finished").sort_values("start_time").reset_index(drop=True)
+
+
+# The names other scripts give their losses (Keras, Lightning, Hugging Face, plain MLflow), tried
+# in order when sweeps-analyze is not told which metric is which.
+TRAIN_NAMES = ("train_loss", "loss", "training_loss", "train/loss", "train_loss_epoch",
+               "train/loss_epoch")
+VAL_NAMES = ("val_loss", "validation_loss", "valid_loss", "val/loss", "eval_loss",
+             "val_loss_epoch", "validation/loss")
+
+
+def metric_keys(logged: set[str], train_key: Optional[str],
+                val_key: Optional[str]) -> tuple[str, str, list[str]]:
+    """The metric keys of the train and validation losses, given the keys the runs ``logged``:
+    the ones asked for (an error naming what was logged when one is not), else the first of the
+    common names logged (TRAIN_NAMES, VAL_NAMES), with a note saying which was read. A train loss
+    none of those names: ``train_loss`` (every run is skipped, as without metrics)."""
+    have = ", ".join(sorted(logged)[:12]) + (" ..." if len(logged) > 12 else "") or "none"
+    for flag, key in (("--train-metric", train_key), ("--val-metric", val_key)):
+        if key is not None and key not in logged:
+            raise ConfigError(f"{flag}={key!r}: no run of this experiment logged it; the metrics "
+                              f"its runs logged: {have}")
+    notes = []
+    if train_key is None:
+        train_key = next((k for k in TRAIN_NAMES if k in logged), TRAIN_NAMES[0])
+        if train_key != TRAIN_NAMES[0]:
+            notes.append(f"read metric {train_key!r} as the training loss (--train-metric "
+                         "chooses another)")
+    if val_key is None:
+        val_key = next((k for k in VAL_NAMES if k in logged and k != train_key), VAL_NAMES[0])
+        if val_key != VAL_NAMES[0]:
+            notes.append(f"read metric {val_key!r} as the validation loss (--val-metric "
+                         "chooses another)")
+    return train_key, val_key, notes
 
 
 def histories_frame(uri: str, run_ids: list[str], train_key: str, val_key: str) -> pd.DataFrame:

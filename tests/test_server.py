@@ -184,7 +184,8 @@ def test_server_outage_fails_fast_and_relaunch_completes(tmp_path):
 
 def test_histories_read_in_bulk_from_a_server_equal_what_was_logged(tmp_path, monkeypatch):
     """The analysis reads many runs' histories from a server a key and 100 runs per request;
-    what it returns is what was logged: every step, the last value logged at a step, NaN kept,
+    what it returns is what was logged: every step, the last value logged at a step (values all
+    logged at one step, without steps: in the order logged), NaN kept,
     runs without the key absent; and an answer cut at the server's limit is asked again in
     smaller chunks (the limit lowered here so a few runs reach it); a server that does not
     answer the route is read run by run."""
@@ -213,12 +214,16 @@ def test_histories_read_in_bulk_from_a_server_equal_what_was_logged(tmp_path, mo
             if k != 3:
                 c.log_metric(run, "acc", 0.5 + k, step=0, timestamp=1000)
                 logged[(run, "acc")] = [(0, 0.5 + k)]
+            if k == 0:  # logged without a step (all at step 0): the curve, in the order logged
+                for i in range(6):
+                    c.log_metric(run, "nostep", 2.0 - 0.1 * i, step=0, timestamp=2000 + i)
+                logged[(run, "nostep")] = [(i, 2.0 - 0.1 * i) for i in range(6)]
         # (a server without the route: 404, read run by run as before)
         for limit, route in ((srv.BULK_VALUES, srv.BULK_ROUTE), (12, srv.BULK_ROUTE),
                              (srv.BULK_VALUES, "/ajax-api/2.0/mlflow/metrics/no-such-route")):
             monkeypatch.setattr(srv, "BULK_VALUES", limit)
             monkeypatch.setattr(srv, "BULK_ROUTE", route)
-            got = tracking.histories(s.uri, ids, ["loss", "acc"])
+            got = tracking.histories(s.uri, ids, ["loss", "acc", "nostep"])
             assert set(got) == set(logged)
             for pair, want in logged.items():
                 have = got[pair]

@@ -139,8 +139,9 @@ def histories(uri: str, run_ids: list[str], keys: Iterable[str]) -> dict[tuple[s
     c = client(uri)
     out: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for pair, history in _client_histories(c, uri, run_ids, keys):
-        rows = sorted(history, key=lambda m: (m[0], m[1]))  # stable: logging order within a ms
-        out[pair] = per_step([(step, value) for step, _, value in rows])
+        if history:  # a run without the key is left out, as in bulk
+            rows = sorted(history, key=lambda m: (m[0], m[1]))  # stable: logged order within a ms
+            out[pair] = per_step([(step, value) for step, _, value in rows])
     return out
 
 

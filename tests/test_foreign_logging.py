@@ -143,3 +143,19 @@ def test_a_metric_no_run_logged_is_a_clear_error_and_writes_nothing(tmp_path, fl
     runs = c.search_runs([exp.experiment_id])
     assert sorted(r.info.run_id for r in runs) == sorted(ids.values())  # no analysis run
     assert not any("symptom" in r.data.tags for r in runs)
+
+
+def test_a_val_logged_more_often_than_the_train_loss_is_read_at_the_train_steps(tmp_path):
+    """Train loss every 5th epoch, val every epoch: the frame pairs each train value with the
+    val logged at that same step, not with a later one."""
+    from sweeps.frames import histories_frame
+
+    with _store(tmp_path, "dense-val") as uri:
+        with mlflow.start_run() as run:
+            for epoch in range(40):
+                if epoch % 5 == 0:
+                    mlflow.log_metric("loss", 1.0 / (epoch + 1), step=epoch)
+                mlflow.log_metric("val_loss", 2.0 / (epoch + 1), step=epoch)
+    frame = histories_frame(uri, [run.info.run_id], "loss", "val_loss")
+    assert frame["epoch"].tolist() == list(range(0, 40, 5))
+    assert frame["val_loss"].tolist() == [2.0 / (e + 1) for e in range(0, 40, 5)]

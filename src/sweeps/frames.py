@@ -122,8 +122,10 @@ def _on_steps(steps: list[int], logged: list[tuple[int, float]]) -> list[float]:
     """A metric's (step, value) history on the train loss's ``steps``: a value logged at one of
     them goes there; one between them (another frequency on the same step axis: validation once
     an epoch, train loss every 50 batches) goes to the last of them before it (the first, if it
-    precedes them all), a later value replacing an earlier one; NaN where none falls."""
+    precedes them all) unless a value was logged at that step itself, a later value replacing
+    an earlier one; NaN where none falls."""
     out = [math.nan] * len(steps)
-    for step, value in sorted(logged):
+    exact = set(steps)
+    for step, value in sorted(logged, key=lambda sv: (sv[0] in exact, sv[0])):
         out[max(bisect_right(steps, step) - 1, 0)] = value
     return out

@@ -124,7 +124,23 @@ def build(m: dict, n_in: int, n_out: int) -> nn.Module:
         return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, c, 3, padding=1), nn.ReLU(),
                              nn.MaxPool2d(2), nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU(),
                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * c * 4, n_out))
-    raise ValueError(f"model.name={m['name']!r}: must be one of linear, net, cnn")
+    if m["name"] == "gru":  # 8x8 digit images read row by row: 8 steps of 8 pixels
+        return _RowGRU(m.get("hidden", 32), n_out)
+    raise ValueError(f"model.name={m['name']!r}: must be one of linear, net, cnn, gru")
+
+
+class _RowGRU(nn.Module):
+    """A recurrent classifier: a GRU reads an 8x8 image's rows in order, its last state is
+    classified by a linear layer."""
+
+    def __init__(self, hidden: int, n_out: int) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(8, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h = self.rnn(x.reshape(-1, 8, 8))
+        return self.head(h[-1])
 
 
 def optimizer(params: Any, o: dict) -> torch.optim.Optimizer:

@@ -12,8 +12,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
@@ -159,3 +161,50 @@ def test_a_val_logged_more_often_than_the_train_loss_is_read_at_the_train_steps(
     frame = histories_frame(uri, [run.info.run_id], "loss", "val_loss")
     assert frame["epoch"].tolist() == list(range(0, 40, 5))
     assert frame["val_loss"].tolist() == [2.0 / (e + 1) for e in range(0, 40, 5)]
+
+
+def _noisy_labels_mlp(epochs: int = 60) -> tuple[list[float], list[float], list[float]]:
+    """Someone's plain-torch script: a tanh MLP (64 units) on 300 points of a 4-class linear
+    teacher in 20 Gaussian features, 20 % of the labels redrawn at random, SGD at lr 0.5 on
+    shuffled minibatches of 50. (each minibatch's loss, the train set's loss after each epoch,
+    the val set's (400 points) after each epoch)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(700, 20, generator=g)
+    y = (x @ torch.randn(20, 4, generator=g)).argmax(1)
+    y = torch.where(torch.rand(700, generator=g) < 0.2, torch.randint(0, 4, (700,), generator=g), y)
+    xt, yt, xv, yv = x[:300], y[:300], x[300:], y[300:]
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.Tanh(), torch.nn.Linear(64, 4))
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    ce = torch.nn.functional.cross_entropy
+    batches, train, val = [], [], []
+    for _ in range(epochs):
+        for idx in torch.randperm(300, generator=g).split(50):
+            opt.zero_grad()
+            loss = ce(net(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            batches.append(float(loss.detach()))
+        with torch.no_grad():
+            train.append(float(ce(net(xt), yt)))
+            val.append(float(ce(net(xv), yv)))
+    return batches, train, val
+
+
+def test_a_real_run_logged_the_lightning_way_keeps_its_validation_curve(tmp_path):
+    """The minibatch loss every 3rd global step and the val loss once an epoch, at the epoch's
+    last step (6 steps an epoch): the val steps are never train steps. By the per-epoch curves
+    (the truth's definition) the run overfits; read with its val curve, so is it labelled."""
+    batches, train, val = _noisy_labels_mlp()
+    best = int(np.argmin(val))
+    assert 0 < best < 30 and val[-1] >= 1.2 * val[best]  # val turned up well before the end
+    assert train[best] - train[-1] >= 0.2 * (train[0] - min(train))  # while train kept falling
+    with _store(tmp_path, "lightning-real") as uri:
+        with mlflow.start_run() as run:
+            mlflow.log_param("learning_rate", "0.5")
+            for step in range(0, len(batches), 3):
+                mlflow.log_metric("loss", batches[step], step=step)
+            for epoch, v in enumerate(val):
+                mlflow.log_metric("val_loss", v, step=6 * epoch + 5)
+    _analyse(tmp_path, uri, "lightning-real")
+    assert MlflowClient(uri).get_run(run.info.run_id).data.tags["symptom"] == "overfitting"

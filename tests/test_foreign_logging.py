@@ -208,3 +208,17 @@ def test_a_real_run_logged_the_lightning_way_keeps_its_validation_curve(tmp_path
                 mlflow.log_metric("val_loss", v, step=6 * epoch + 5)
     _analyse(tmp_path, uri, "lightning-real")
     assert MlflowClient(uri).get_run(run.info.run_id).data.tags["symptom"] == "overfitting"
+
+
+def test_verify_fixes_says_another_scripts_runs_cannot_be_rerun(tmp_path):
+    """--verify-fixes re-runs this tool's runs with their fix; a run another script logged has no
+    overrides to re-run. The report says so (it said 'no unhealthy run'), and nothing is run."""
+    uri, ids = _keras_like(tmp_path)  # one of them stalled by construction
+    proc = run_cli(["--tracking-uri", uri, "--experiment", "keras", "--no-plots",
+                    "--verify-fixes", "--output-root", str(tmp_path / "out")], tmp_path,
+                   module="sweeps.analyze")
+    assert "the 1 unhealthy run(s) were logged by another script" in proc.stdout
+    assert "no unhealthy run" not in proc.stdout
+    c = MlflowClient(uri)
+    runs = c.search_runs([c.get_experiment_by_name("keras").experiment_id])
+    assert not any("sweeps.fixes" in r.data.tags for r in runs)  # no rerun was made

@@ -29,11 +29,15 @@ def verify_fixes(a: Any, uri: str, rounds: int = 1) -> pd.DataFrame:
     from sweeps.app import apply_fix, execute
     from sweeps.config import config_dir, register_configs
 
-    todo = a.runs[(a.runs["symptom"] != "healthy") & a.runs["overrides"].notna()
-                  & (a.runs["fix"] != "")]
+    unhealthy = a.runs["symptom"] != "healthy"
+    todo = a.runs[unhealthy & a.runs["overrides"].notna() & (a.runs["fix"] != "")]
+    # another script's runs have no overrides to re-run: the report says so
+    theirs = int((unhealthy & a.runs["overrides"].isna()).sum())
     rows: list[dict[str, Any]] = []
     if todo.empty:
-        return pd.DataFrame(columns=COLUMNS)
+        empty = pd.DataFrame(columns=COLUMNS)
+        empty.attrs["theirs"] = theirs
+        return empty
     register_configs()
     GlobalHydra.instance().clear()
     parent, status = None, "FAILED"
@@ -77,6 +81,7 @@ def verify_fixes(a: Any, uri: str, rounds: int = 1) -> pd.DataFrame:
     finally:
         GlobalHydra.instance().clear()
         result = pd.DataFrame(rows, columns=COLUMNS)
+        result.attrs["theirs"] = theirs
         healed = int((result["healed_in"] > 0).sum()) if rows else 0
         if parent is not None:
             with stopping.deferred():
@@ -88,6 +93,11 @@ def verify_fixes(a: Any, uri: str, rounds: int = 1) -> pd.DataFrame:
 def verify_report(result: pd.DataFrame) -> str:
     """Per symptom: how many runs the fix healed in round 1, and in round 2 when there was one;
     what the others became; the runs not healed."""
+    theirs = int(result.attrs.get("theirs", 0))
+    if result.empty and theirs:
+        return (f"verify-fixes: nothing re-run: the {theirs} unhealthy run(s) were logged by "
+                "another script, which this tool cannot re-run; apply each one's fix (its fix "
+                "tag, in that script's own names) in that script")
     if result.empty:
         return "verify-fixes: no unhealthy run with a fix to verify"
     two = bool((result["fix2"] != "").any()) if "fix2" in result else False
@@ -110,6 +120,8 @@ def verify_report(result: pd.DataFrame) -> str:
         if r.healed_in == 2:
             lines.append(f"    healed in round 2: {r['name']} ({r.symptom}) + {r.fix} -> "
                          f"{r.new_symptom} + {r.fix2} -> healthy")
+    if theirs:
+        lines.append(f"  {theirs} unhealthy run(s) logged by another script: not re-run")
     for _, r in still.head(10).iterrows():
         tail = f" + {r.fix2} -> {r.new_symptom2}" if r.fix2 else ""
         lines.append(f"    not fixed: {r['name']} ({r.symptom}) + {r.fix} -> {r.new_symptom}{tail}")

@@ -170,7 +170,7 @@ def _loss_figure(all_runs: pd.DataFrame, hist: dict, metric: str, model: str) ->
             if i == len(opts) - 1:
                 ax.set_xlabel("epoch")
             if j == 0:
-                ax.set_ylabel("MSE (log)")
+                ax.set_ylabel("loss (log)")  # MSE for this tool's runs; another script's own loss
 
     what = {"train_loss": "train loss", "val_loss": "validation loss"}.get(metric, metric)
     more = f" ({hidden} more runs of the same grid points not drawn)" if hidden else ""

@@ -83,7 +83,7 @@ def overfitting_curves(runs: pd.DataFrame, histories: pd.DataFrame,
         if k + ncols >= len(shown):  # nothing drawn below this one
             ax.set_xlabel("epoch")
         if k % ncols == 0:
-            ax.set_ylabel("MSE (log)")
+            ax.set_ylabel("loss (log)")  # MSE for this tool's runs; another script's own loss
     more = f" (first {len(shown)} of {len(df)})" if len(df) > len(shown) else ""
     fig.suptitle(f"overfitting runs: train (solid) vs validation (dashed){more}", fontsize=11)
     return fig

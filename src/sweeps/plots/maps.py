@@ -87,8 +87,8 @@ def _map_figure(df: pd.DataFrame, model: str) -> Figure:
             if c == 0:
                 ax.set_ylabel("optimizer")
     _suptitle(fig, f"symptom by lr × optimizer — model: {model}", narrow=narrow)
-    notes = (["3.2e-4: median final\ntrain MSE", "n=3: runs in the cell",
-              "2/3: runs sharing\nthe cell's symptom"] if several else ["3.2e-4: final train MSE"])
+    notes = (["3.2e-4: median final\ntrain loss", "n=3: runs in the cell",
+              "2/3: runs sharing\nthe cell's symptom"] if several else ["3.2e-4: final train loss"])
     _legends_right(fig, [
         dict(handles=_symptom_handles(list(df["symptom"])), title="symptom"),
         dict(handles=[Line2D([], [], ls="none", label=t) for t in notes], title="cell text",

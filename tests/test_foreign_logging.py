@@ -222,3 +222,14 @@ def test_verify_fixes_says_another_scripts_runs_cannot_be_rerun(tmp_path):
     c = MlflowClient(uri)
     runs = c.search_runs([c.get_experiment_by_name("keras").experiment_id])
     assert not any("sweeps.fixes" in r.data.tags for r in runs)  # no rerun was made
+
+
+def test_an_experiment_name_not_in_the_store_lists_the_ones_there(tmp_path):
+    uri, _ = _keras_like(tmp_path)
+    for flags in (["--experiment", "kera"], []):  # a typo; no name, and no sweep in the store
+        proc = run_cli(["--tracking-uri", uri, "--no-plots", *flags,
+                        "--output-root", str(tmp_path / "out")], tmp_path,
+                       module="sweeps.analyze", check=False)
+        assert proc.returncode == 2
+        (line,) = proc.stderr.strip().splitlines()
+        assert line.startswith("error: --experiment=") and line.endswith("experiments: Default, keras")

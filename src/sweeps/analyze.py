@@ -101,8 +101,9 @@ def analyse(uri: str, experiment: Optional[str], train_key: Optional[str] = None
     found = tracking.find_experiment(uri, experiment)
     if found is None:
         what = f"experiment {experiment!r}" if experiment else "sweep"
+        names = ", ".join(tracking.experiment_names(uri)[:12]) or "none"
         raise ConfigError(f"--experiment={experiment!r}: no {what} in {tracking.scrub(uri)}; "
-                          "run a sweep first or name an existing experiment")
+                          f"run a sweep first or name one of its experiments: {names}")
     exp_id, exp_name = found
     from sweeps.frames import histories_frame, metric_keys, runs_frame
 

@@ -12,8 +12,8 @@
 
 from sweeps.secrets import scrub
 from sweeps.tracking.read import (
-    children, find_experiment, finished_configs, finished_run, histories, log_dir, repair_stale,
-    run_of, runs_tagged, search_all, set_tags)
+    children, experiment_names, find_experiment, finished_configs, finished_run, histories,
+    log_dir, repair_stale, run_of, runs_tagged, search_all, set_tags)
 from sweeps.tracking.runs import (
     RunLog, end_parent, experiment_id, finish_many, params_for, run, set_status, start_parent)
 from sweeps.tracking.store import (
@@ -28,6 +28,7 @@ __all__ = [
     "PRIVATE_KEYS", "TAG_ERROR", "TAG_HASH", "TAG_HOST", "TAG_NOTE", "TAG_PARENT", "TAG_PID",
     "TAG_ROLE", "TAG_SWEEP_DIR", "ChildRow", "RunLog", "StoreUnreachable", "check_writable",
     "children", "client", "default_uri", "delete_run", "end_parent", "experiment_id",
+    "experiment_names",
     "find_experiment", "finish_many", "finished_configs", "finished_run", "histories", "local_store_path",
     "log_dir", "params_for", "repair_stale", "resolve_uri", "run", "run_of", "runs_tagged", "scrub",
     "search_all",

@@ -108,6 +108,14 @@ def find_experiment(uri: str, name: Optional[str]) -> Optional[tuple[str, str]]:
     return None
 
 
+def experiment_names(uri: str) -> list[str]:
+    """The names of the store's active experiments, in creation order."""
+    store = bulk.store_for(uri)
+    if store is not None:
+        return bulk.experiment_names(store)
+    return [e.name for e in client(uri).search_experiments(max_results=1000)][::-1]
+
+
 def search_all(uri: str, exp_id: str, filter_string: str = "", status: Optional[str] = None) -> list[Any]:
     """Every active run of an experiment (with ``status``, only those): MLflow's Run objects
     through its search, following pages of 1000; without a filter string, in bulk where it may

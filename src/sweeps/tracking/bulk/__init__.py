@@ -13,7 +13,8 @@ the same sweep and analyses both ways and compares every table and artifact.
 """
 
 from sweeps.tracking.bulk.gate import TESTED_REVISIONS, Store, schema_revision, store_for
-from sweeps.tracking.bulk.reads import Run, children, experiment, find_experiment, histories, runs
+from sweeps.tracking.bulk.reads import (
+    Run, children, experiment, experiment_names, find_experiment, histories, runs)
 from sweeps.tracking.bulk.sweep import (
     append, create_run, experiment_id, experiment_tags, finished_run, log_metrics, set_experiment_tags,
     terminate)
@@ -23,6 +24,7 @@ from sweeps.tracking.bulk.writes import (
 __all__ = [
     "TESTED_REVISIONS", "InactiveExperiment", "Run", "Store", "append", "children", "create_run", "experiment",
     "experiment_id", "experiment_tags", "locations", "log_metrics", "set_experiment_tags", "terminate",
-    "find_experiment", "finished_run", "histories", "log_dir", "run_artifact_uri", "runs",
+    "experiment_names", "find_experiment", "finished_run", "histories", "log_dir",
+    "run_artifact_uri", "runs",
     "schema_revision", "set_tags", "store_for", "write_runs",
 ]

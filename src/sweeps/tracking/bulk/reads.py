@@ -59,6 +59,14 @@ def find_experiment(store: Store, name: Optional[str]) -> Optional[tuple[str, st
     return (str(row[0]), row[1]) if row else None
 
 
+def experiment_names(store: Store) -> list[str]:
+    """The names of the store's active experiments, in creation order."""
+    with reading(store) as db:
+        rows = db.execute("select name from experiments where lifecycle_stage = ? and "
+                          "workspace = ? order by experiment_id", (ACTIVE, WORKSPACE)).fetchall()
+    return [r[0] for r in rows]
+
+
 def experiment(store: Store, exp_id: str) -> Optional[tuple[str, str]]:
     """(artifact_location, lifecycle_stage) of an experiment, None when there is none."""
     with reading(store) as db:

@@ -80,8 +80,8 @@ def metric_keys(logged: set[str], train_key: Optional[str],
                 val_key: Optional[str]) -> tuple[str, str, list[str]]:
     """The metric keys of the train and validation losses, given the keys the runs ``logged``:
     the ones asked for (an error naming what was logged when one is not), else the first of the
-    common names logged (TRAIN_NAMES, VAL_NAMES), with a note saying which was read. A train loss
-    none of those names: ``train_loss`` (every run is skipped, as without metrics)."""
+    common names logged (TRAIN_NAMES, VAL_NAMES), with a note saying which was read. Where the
+    runs logged none of them, ``train_loss`` / ``val_loss`` (a run without it is skipped)."""
     have = ", ".join(sorted(logged)[:12]) + (" ..." if len(logged) > 12 else "") or "none"
     for flag, key in (("--train-metric", train_key), ("--val-metric", val_key)):
         if key is not None and key not in logged:

@@ -33,10 +33,16 @@ def _store(tmp_path, experiment: str):
         mlflow.set_tracking_uri(None)
 
 
+def _cli(tmp_path, uri: str, *flags: str, env: dict | None = None, check: bool = True):
+    """sweeps-analyze on the store at ``uri``, without plots, writing under tmp_path/out."""
+    return run_cli(["--tracking-uri", uri, "--no-plots", *flags,
+                    "--output-root", str(tmp_path / "out")], tmp_path, module="sweeps.analyze",
+                   env=env, check=check)
+
+
 def _analyse(tmp_path, uri: str, experiment: str, env: dict | None = None) -> None:
-    run_cli(["--tracking-uri", uri, "--experiment", experiment, "--train-metric", "loss",
-             "--val-metric", "val_loss", "--no-plots", "--output-root", str(tmp_path / "out")],
-            tmp_path, module="sweeps.analyze", env=env)
+    _cli(tmp_path, uri, "--experiment", experiment, "--train-metric", "loss",
+         "--val-metric", "val_loss", env=env)
 
 
 # the bulk path (sqlite3 on the store) and MLflow's client, which a server or another store gets
@@ -120,8 +126,7 @@ def _keras_like(tmp_path) -> tuple[str, dict[str, str]]:
 
 def test_the_loss_is_found_under_its_common_names(tmp_path):
     uri, ids = _keras_like(tmp_path)
-    proc = run_cli(["--tracking-uri", uri, "--experiment", "keras", "--no-plots",
-                    "--output-root", str(tmp_path / "out")], tmp_path, module="sweeps.analyze")
+    proc = _cli(tmp_path, uri, "--experiment", "keras")
     assert "read metric 'loss' as the training loss" in proc.stdout
     c = MlflowClient(uri)
     for name, run_id in ids.items():
@@ -134,9 +139,7 @@ def test_the_loss_is_found_under_its_common_names(tmp_path):
 @pytest.mark.parametrize("flag", ["--train-metric", "--val-metric"])
 def test_a_metric_no_run_logged_is_a_clear_error_and_writes_nothing(tmp_path, flag):
     uri, ids = _keras_like(tmp_path)
-    proc = run_cli(["--tracking-uri", uri, "--experiment", "keras", "--no-plots", flag, "los",
-                    "--output-root", str(tmp_path / "out")], tmp_path, module="sweeps.analyze",
-                   check=False)
+    proc = _cli(tmp_path, uri, "--experiment", "keras", flag, "los", check=False)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert f"{flag}='los'" in line and "loss, val_loss" in line
@@ -214,9 +217,7 @@ def test_verify_fixes_says_another_scripts_runs_cannot_be_rerun(tmp_path):
     """--verify-fixes re-runs this tool's runs with their fix; a run another script logged has no
     overrides to re-run. The report says so (it said 'no unhealthy run'), and nothing is run."""
     uri, ids = _keras_like(tmp_path)  # one of them stalled by construction
-    proc = run_cli(["--tracking-uri", uri, "--experiment", "keras", "--no-plots",
-                    "--verify-fixes", "--output-root", str(tmp_path / "out")], tmp_path,
-                   module="sweeps.analyze")
+    proc = _cli(tmp_path, uri, "--experiment", "keras", "--verify-fixes")
     assert "the 1 unhealthy run(s) were logged by another script" in proc.stdout
     assert "no unhealthy run" not in proc.stdout
     c = MlflowClient(uri)
@@ -227,9 +228,7 @@ def test_verify_fixes_says_another_scripts_runs_cannot_be_rerun(tmp_path):
 def test_an_experiment_name_not_in_the_store_lists_the_ones_there(tmp_path):
     uri, _ = _keras_like(tmp_path)
     for flags in (["--experiment", "kera"], []):  # a typo; no name, and no sweep in the store
-        proc = run_cli(["--tracking-uri", uri, "--no-plots", *flags,
-                        "--output-root", str(tmp_path / "out")], tmp_path,
-                       module="sweeps.analyze", check=False)
+        proc = _cli(tmp_path, uri, *flags, check=False)
         assert proc.returncode == 2
         (line,) = proc.stderr.strip().splitlines()
         assert line.startswith("error: --experiment=") and line.endswith("experiments: Default, keras")

@@ -113,7 +113,8 @@ def experiment_names(uri: str) -> list[str]:
     store = bulk.store_for(uri)
     if store is not None:
         return bulk.experiment_names(store)
-    return [e.name for e in client(uri).search_experiments(max_results=1000)][::-1]
+    return [e.name for e in client(uri).search_experiments(max_results=1000,
+                                                           order_by=["creation_time ASC"])]
 
 
 def search_all(uri: str, exp_id: str, filter_string: str = "", status: Optional[str] = None) -> list[Any]:

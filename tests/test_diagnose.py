@@ -569,7 +569,8 @@ def test_undertrained_run_is_stalled_at_every_noise_level(few_run, noise):
     assert d.symptom == "stalled", d.evidence
     # 2 parameters for 12 points: early stopping only where the noise dominates. At noise 2.0
     # benchmarks/ground_truth.py's analytic truth has this line at lr 0.01 overfit (train.seed=1)
-    stop = ["train.early_stop=true"] if noise == 2.0 else []
+    # (and its epochs are then a cap: 10x the run's).
+    stop = ["train.epochs=2000", "train.early_stop=true"] if noise == 2.0 else []
     assert d.fix == ["optimizer.lr=0.01"] + stop
     _, healed = few_run(*d.fix, f"data.noise={noise}")
     assert healed.symptom == "healthy", healed.evidence

@@ -62,6 +62,12 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
         also_memorises = (" The validation loss already rises while the training loss falls: "
                           "a larger learning rate gets there sooner, so stop early too.")
     stop = ["train.early_stop=true"] if memorises else []
+    cap = _cap(ev.get("epochs_run"), options[0], t) if symptom == "stalled" and stop \
+        and options else []
+    if cap:
+        options[0] = options[0] + cap
+        also_memorises += (f" Early stopping makes the epochs a cap: up to {t.stop_cap:g} times "
+                           "the run's, in case the fix trains slower than its curve says.")
     if cfg.get_bool("train.zero_grad") is not False:
         fix = options[0] if options else []
         fix = fix + [s for s in stop if s not in fix]
@@ -293,6 +299,16 @@ def _more_epochs(epochs: Optional[int], removed: float, t: Thresholds) -> list[s
         return []
     need = min(_raise_factor(removed, t, cap=False), t.max_epochs_factor)
     return [f"train.epochs={int(_nice(epochs * need))}"]
+
+
+def _cap(epochs: Optional[int], fix: list[str], t: Thresholds) -> list[str]:
+    """A stall's fix that stops early: the epochs are only a cap there (the run ends once val
+    stops improving), so they go up to stop_cap x the run's, as many as a stall is judged over.
+    The pace a raised lr gives is read off a curve and may fall short; the extra epochs cost
+    only what the run still gains from them. [] where the fix sets the epochs already."""
+    if not epochs or any(o.startswith("train.epochs=") for o in fix):
+        return []
+    return [f"train.epochs={int(_nice(epochs * t.stop_cap))}"]
 
 
 def _nonempty(options: list[list[str]]) -> list[list[str]]:

@@ -444,14 +444,16 @@ def test_high_capacity_noisy_run_gets_early_stopping_with_its_fix(extra, stops):
                   "train.epochs": "200", **extra}
     d = diagnose(loss, None, config=config, grad_norm=norm)
     assert d.symptom == "oscillating"
-    assert d.fix == ["train.zero_grad=true"] + (["train.early_stop=true"] if stops else [])
+    # (a fix that stops early makes the epochs a cap: 10x the run's 200)
+    stop = ["train.early_stop=true", "train.epochs=2000"] if stops else []
+    assert d.fix == ["train.zero_grad=true"] + stop
     # the same model with zero_grad() on but a diverging lr: its lr fix gets it too
     if "model.name" in extra:
         config = {**config, "train.zero_grad": "True"}
     else:
         config = {**config, "train": {**config["train"], "zero_grad": True}}
     d = diagnose(NAN_RUN, None, config=config)
-    assert d.fix == ["optimizer.lr=0.02"] + (["train.early_stop=true"] if stops else [])
+    assert d.fix == ["optimizer.lr=0.02"] + stop
 
 
 # --- analytic ground truth: full-batch gradient descent on a linear model's MSE ------------------
@@ -570,7 +572,7 @@ def test_undertrained_run_is_stalled_at_every_noise_level(few_run, noise):
     # 2 parameters for 12 points: early stopping only where the noise dominates. At noise 2.0
     # benchmarks/ground_truth.py's analytic truth has this line at lr 0.01 overfit (train.seed=1)
     # (and its epochs are then a cap: 10x the run's).
-    stop = ["train.epochs=2000", "train.early_stop=true"] if noise == 2.0 else []
+    stop = ["train.early_stop=true", "train.epochs=2000"] if noise == 2.0 else []
     assert d.fix == ["optimizer.lr=0.01"] + stop
     _, healed = few_run(*d.fix, f"data.noise={noise}")
     assert healed.symptom == "healthy", healed.evidence
@@ -606,12 +608,12 @@ RERUNS = [
                  {"train.zero_grad", "optimizer.lr"}, id="few-no-zero-grad-lr-low"),
     # zero_grad() missing on a degree-9 polynomial with 12 noisy points: once fixed, it memorises
     pytest.param(("model=poly", "data=few", "train.zero_grad=false", "optimizer.lr=0.1"),
-                 "oscillating", {"train.zero_grad", "train.early_stop"},
+                 "oscillating", {"train.zero_grad", "train.early_stop", "train.epochs"},
                  id="poly-few-no-zero-grad"),
     # ... and RMSprop's first step (lr / sqrt(1 - alpha) = 1 per weight) raised the loss: too high
     pytest.param(("model=poly", "data=few", "optimizer=rmsprop", "optimizer.lr=0.1",
                   "train.zero_grad=false"), "oscillating",
-                 {"train.zero_grad", "optimizer.lr", "train.early_stop"},
+                 {"train.zero_grad", "optimizer.lr", "train.early_stop", "train.epochs"},
                  id="poly-few-rmsprop-no-zero-grad"),
 ]
 

@@ -123,23 +123,25 @@ def test_another_scripts_run_is_told_to_stop_early_in_words():
     assert any(o.startswith("lr: 1e-05 ->") for o in d.fix), d.fix
 
 
-@pytest.mark.parametrize("seed,hidden,lr,epochs", [(1, 64, 1e-4, 20), (0, 64, 5e-5, 20),
-                                                   (2, 32, 1e-4, 50)])
-def test_a_fix_that_stops_early_caps_the_epochs_at_ten_times(seed, hidden, lr, epochs):
-    """The raised lr alone, over the run's own epochs, falls short by the continuations' rules
-    (a patience of 20 cannot even fire in a 20-epoch run); with early stopping the epochs are a
-    cap, so the fix gives 10x and the rerun ends at its validation minimum well before it."""
+@pytest.mark.parametrize("seed,hidden,lr,epochs,symptom", [
+    (1, 64, 1e-4, 20, "stalled"), (0, 64, 5e-5, 20, "stalled"), (2, 32, 1e-4, 50, "stalled"),
+    (1, 64, 1.0, 20, "oscillating")])
+def test_a_fix_that_stops_early_caps_the_epochs_at_ten_times(seed, hidden, lr, epochs, symptom):
+    """The lr the fix asks for (raised for a stall, cut for swings) alone, over the run's own
+    epochs, leaves the run stalled by the continuations' rules (a patience of 20 cannot even fire
+    in a 20-epoch run); with early stopping the epochs are a cap, so the fix gives 10x and the
+    rerun ends at its validation minimum well before it."""
     run, p = _task(seed, hidden)
     cfg = _config(lr, epochs, p)
-    assert _truth(run, cfg) == "stalled"
+    assert _truth(run, cfg) == symptom
     train, val = run(cfg)
     d = diagnose(train, val, config=cfg)
-    assert d.symptom == "stalled", d.evidence
+    assert d.symptom == symptom, d.evidence
     assert "train.early_stop=true" in d.fix and f"train.epochs={10 * epochs}" in d.fix, d.fix
     assert "a cap" in d.cause
-    raised = [o for o in d.fix if o.startswith("optimizer.lr=")]
-    assert _truth(run, _apply(cfg, raised)) == "stalled"  # the lr raise alone did not heal it
-    _, short = run(_apply(cfg, raised + ["train.early_stop=true"]))
+    new_lr = [o for o in d.fix if o.startswith("optimizer.lr=")]
+    assert _truth(run, _apply(cfg, new_lr)) == "stalled"  # the new lr alone did not heal it
+    _, short = run(_apply(cfg, new_lr + ["train.early_stop=true"]))
     _, capped = run(_apply(cfg, d.fix))
     assert len(short) == epochs  # never stopped: still improving when its epochs ran out
     assert len(capped) < 10 * epochs and len(capped) - 1 - int(np.argmin(capped)) == 20

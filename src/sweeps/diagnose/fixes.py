@@ -62,17 +62,11 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
         also_memorises = (" The validation loss already rises while the training loss falls: "
                           "a larger learning rate gets there sooner, so stop early too.")
     stop = ["train.early_stop=true"] if memorises else []
-    cap = _cap(ev.get("epochs_run"), options[0], t) if symptom == "stalled" and stop \
-        and options else []
-    if cap:
-        options[0] = options[0] + cap
-        also_memorises += (f" Early stopping makes the epochs a cap: up to {t.stop_cap:g} times "
-                           "the run's, in case the fix trains slower than its curve says.")
     if cfg.get_bool("train.zero_grad") is not False:
         fix = options[0] if options else []
         fix = fix + [s for s in stop if s not in fix]
-        return Diagnosis(symptom, cause + (also_memorises if stop and fix != stop else ""),
-                         fix, ev, [" ".join(o) for o in options[1:]])
+        return _capped(symptom, cause + (also_memorises if stop and fix != stop else ""), fix,
+                       ev, [" ".join(o) for o in options[1:]], t, cfg)
 
     # zero_grad() is missing: that is the bug, whatever else is wrong; the fix restores it and
     # adds any second fault the evidence shows.
@@ -96,8 +90,8 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
                         for o in options if o and not o[0].startswith("optimizer.lr=")]
         if not second:
             alternatives.insert(0, " ".join(zero + _lr(lr, 0.1) + stop))
-        return Diagnosis(symptom, cause + why, fix, ev,
-                         [a for a in dict.fromkeys(alternatives) if a != " ".join(fix)])
+        return _capped(symptom, cause + why, fix, ev,
+                       [a for a in dict.fromkeys(alternatives) if a != " ".join(fix)], t, cfg)
     # Stalled or overfitting: the curve names its own fault (too low an lr, memorising); the
     # missing zero_grad() comes on top. A stalled run's running sum only made its steps larger
     # than plain ones, so the lr it needs is at least the one the stall asks for; and at least
@@ -122,8 +116,26 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
             why = ""
     fix = list(dict.fromkeys(zero + first + stop))
     cause += " Also, " + accumulate + why + (also_memorises if memorises else "")
-    return Diagnosis(symptom, cause, fix, ev,
-                     [" ".join(dict.fromkeys(zero + o + stop)) for o in options[1:]])
+    return _capped(symptom, cause, fix, ev,
+                   [" ".join(dict.fromkeys(zero + o + stop)) for o in options[1:]], t, cfg)
+
+
+def _capped(symptom: str, cause: str, fix: list[str], ev: dict[str, Any],
+            alternatives: list[str], t: Thresholds, cfg: _Params) -> Diagnosis:
+    """The Diagnosis, with the epochs made a cap where THE fix stops early, changes how the run
+    trains (the lr, zero_grad(), the inputs) and sets no epochs: the run ends once val stops
+    improving, so they go up to stop_cap x the run's (as set, or as run), the horizon a
+    stall is judged over. A raised lr's pace is read off a curve, a cut lr moves slower: either
+    may need more epochs than the run had, and the extra ones cost only what the run still
+    gains from them. (Overfitting's fix is early stopping of a run that went on too long.)"""
+    epochs = max(cfg.get_int("train.epochs") or 0, ev.get("epochs_run") or 0)
+    changes = [o for o in fix if not o.startswith(("train.early_stop=", "train.patience="))]
+    if symptom != "overfitting" and "train.early_stop=true" in fix and epochs and changes \
+            and not any(o.startswith("train.epochs=") for o in fix):
+        fix = fix + [f"train.epochs={int(epochs * t.stop_cap)}"]
+        cause += (f" Early stopping makes the epochs a cap: up to {t.stop_cap:g} times the "
+                  "run's, in case the fixed run trains slower than this curve says.")
+    return Diagnosis(symptom, cause, fix, ev, alternatives)
 
 
 def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Thresholds,
@@ -299,16 +311,6 @@ def _more_epochs(epochs: Optional[int], removed: float, t: Thresholds) -> list[s
         return []
     need = min(_raise_factor(removed, t, cap=False), t.max_epochs_factor)
     return [f"train.epochs={int(_nice(epochs * need))}"]
-
-
-def _cap(epochs: Optional[int], fix: list[str], t: Thresholds) -> list[str]:
-    """A stall's fix that stops early: the epochs are only a cap there (the run ends once val
-    stops improving), so they go up to stop_cap x the run's, as many as a stall is judged over.
-    The pace a raised lr gives is read off a curve and may fall short; the extra epochs cost
-    only what the run still gains from them. [] where the fix sets the epochs already."""
-    if not epochs or any(o.startswith("train.epochs=") for o in fix):
-        return []
-    return [f"train.epochs={int(_nice(epochs * t.stop_cap))}"]
 
 
 def _nonempty(options: list[list[str]]) -> list[list[str]]:

@@ -16,6 +16,9 @@ from sweeps.diagnose import next_round
     (1.0, ["optimizer.lr=0.1", "train.early_stop=true"],
      ["optimizer.lr=100.0", "train.early_stop=true"],
      ["optimizer.lr=0.32", "train.early_stop=true"]),
+    # ... round 1 also stopped early with the epochs as a cap (10x): still only the lr changed
+    (1.0, ["optimizer.lr=0.1", "train.early_stop=true", "train.epochs=2000"],
+     ["optimizer.lr=100.0"], ["optimizer.lr=0.32"]),
     # stalled at 0.01, swung at 0.1 after round 1's raise, the rerun cuts back to 0.01
     (0.01, ["optimizer.lr=0.1"], ["optimizer.lr=0.01"], ["optimizer.lr=0.032"]),
     # the rerun's lr stays on round 1's side: its own fix

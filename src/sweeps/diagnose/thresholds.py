@@ -96,7 +96,7 @@ class Thresholds:
     max_epochs_factor: float = 100.0  # the most epochs a fix multiplies a run's by (a plateau
     #   that asks for more needs another remedy: the lr alternative, normalised inputs)
     stop_cap: float = 10.0  # a fix that stops early caps the epochs at this many times
-    #   the run's (early stopping ends it; a raised lr's pace is a guess that may fall short)
+    #   the run's (early stopping ends it; a raised lr's pace is a guess, a cut lr is slower)
     max_lr_cut: float = 1e6  # a diverged run's cut: its per-step growth g puts lr x the
     #   stiffest curvature at >= 1 + sqrt(g) (gradient descent on a quadratic), a measure, so
     #   it is not held to max_lr_factor; this only bounds a growth read off a few epochs

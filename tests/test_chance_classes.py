@@ -209,3 +209,48 @@ def test_analyze_says_a_scripts_run_does_worse_than_a_constant(tmp_path):
     assert tags["symptom"] == "stalled"
     assert "worse than ignoring its inputs" in tags["cause"]
     assert tags["fix"].startswith("normalize: False -> True")
+
+
+def _radial(d: int, n_train: int, epochs: int, flip_sign: bool = False
+            ) -> tuple[list[float], list[float], float]:
+    """A linear classifier (logits w x + b) trained by minibatch Adam (lr 0.01, batches of 32)
+    on ``n_train`` standard normal points in ``d`` dimensions labelled by whether |x|**2 is
+    above its median (the rule of Hastie et al.'s example 10.2), 1,000 more validate:
+    (train losses, val losses, the class frequencies' entropy on the training split)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n_train + 1000, d, generator=g)
+    y = ((x * x).sum(1) > d - 2 / 3).long()
+    xt, yt, xv, yv = split(x, y, n_train, normalize=False)
+    torch.manual_seed(0)
+    net = torch.nn.Linear(d, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    loss, order = torch.nn.functional.cross_entropy, torch.Generator().manual_seed(1)
+    train, val = [], []
+    for epoch in range(epochs + 1):
+        if epoch:
+            perm = torch.randperm(n_train, generator=order)
+            for i in range(0, n_train, 32):
+                opt.zero_grad()
+                loss(net(xt[perm[i:i + 32]]), yt[perm[i:i + 32]]).backward()
+                opt.step()
+        with torch.no_grad():
+            train.append(float(loss(net(xt), yt)))
+            val.append(float(loss(net(xv), yv)))
+    p = torch.bincount(yt, minlength=2).double() / n_train
+    return train, val, float(-(p * p.log()).sum())
+
+
+def test_a_linear_model_that_only_fits_its_own_points_is_at_chance():
+    """The classes depend on |x| alone, so x and -x have the same label: by symmetry and the
+    convexity of the cross-entropy in the logit, the best linear logit on the population is a
+    constant (analysis): nothing in the inputs is linear. Its 150 training points in 10
+    dimensions let it fit a little noise (train ~4 % below ln 2) while val stays at ln 2 and
+    above, ~8 % above train: not level with it, yet never below chance, also over 10x the
+    epochs. Stalled: it learned nothing from its inputs that holds on points it did not see."""
+    train, val, entropy = _radial(10, 150, 30)
+    longer_val = _radial(10, 150, 300)[1]
+    assert min(val + longer_val) > entropy  # never below chance on held-out points
+    assert train[-1] < (1 - 0.03) * entropy and val[-1] / train[-1] > 1 + CHANCE
+    d = diagnose(train, val, config={"lr": 0.01, "optimizer": "adam"})
+    assert d.symptom == "stalled", d.evidence
+    assert d.evidence["baseline_classes"] == 2 and "learned nothing from its inputs" in d.cause

@@ -27,7 +27,9 @@ def baseline(cfg: Params, end: float, val: np.ndarray,
     they are not. A run whose train loss (smoothed, ``end``) ends in that band below ln k and
     whose validation loss ends level with it (a constant prediction scores about the same on
     both splits; a model that learned something from its inputs fits its own training points
-    better) sits at what a k-class classifier scores without looking at its inputs: (ln k, k).
+    better), or ends within chance_share of ln k having never been in the band's lower half
+    (it fitted noise in its own points, nothing that holds on others), sits at what a k-class
+    classifier scores without looking at its inputs: (ln k, k).
     The band reaches chance_share below ln k, and at most a quarter of the way to ln(k - 1), so
     that it covers at most half of the losses near ln k however many classes (and half that
     above ln k: a bias still settling, minibatches' class mix). A run whose loss is named as
@@ -44,8 +46,6 @@ def baseline(cfg: Params, end: float, val: np.ndarray,
             or len(finite) < len(val):
         return None, None
     level = float(_smooth(finite, t.smooth)[-1])
-    if abs(level / end - 1) >= t.chance_share:
-        return None, None
     if end > math.log(10**6):
         return None, None
     for k in (math.floor(math.exp(end)), math.floor(math.exp(end)) + 1):  # ln k <= end, > end
@@ -53,7 +53,13 @@ def baseline(cfg: Params, end: float, val: np.ndarray,
             continue
         top = math.log(k)
         below = min(t.chance_share, (top - math.log(k - 1)) / (4 * top))
-        if top * (1 - below) <= end <= top * (1 + below / 2):
+        if not top * (1 - below) <= end <= top * (1 + below / 2):
+            continue
+        # val level with train; or at ln k itself, never in the band's lower half: whatever
+        # the model fitted on its own points scores no better than chance on held-out ones
+        if abs(level / end - 1) < t.chance_share or (
+                abs(level / top - 1) < t.chance_share
+                and float(np.min(finite)) >= top * (1 - below / 2)):
             return top, k
     return None, None
 

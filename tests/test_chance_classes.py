@@ -211,31 +211,18 @@ def test_analyze_says_a_scripts_run_does_worse_than_a_constant(tmp_path):
     assert tags["fix"].startswith("normalize: False -> True")
 
 
-def _radial(d: int, n_train: int, epochs: int, flip_sign: bool = False
-            ) -> tuple[list[float], list[float], float]:
-    """A linear classifier (logits w x + b) trained by minibatch Adam (lr 0.01, batches of 32)
-    on ``n_train`` standard normal points in ``d`` dimensions labelled by whether |x|**2 is
-    above its median (the rule of Hastie et al.'s example 10.2), 1,000 more validate:
+def _radial(d: int, n_train: int, epochs: int) -> tuple[list[float], list[float], float]:
+    """A linear classifier (logits w x + b) trained by minibatch Adam (lr 0.01, batches of 32;
+    plain_torch's loop) on ``n_train`` standard normal points in ``d`` dimensions labelled by
+    whether |x|**2 is above its median (the rule of Hastie et al.'s example 10.2), 1,000 more validate:
     (train losses, val losses, the class frequencies' entropy on the training split)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n_train + 1000, d, generator=g)
     y = ((x * x).sum(1) > d - 2 / 3).long()
     xt, yt, xv, yv = split(x, y, n_train, normalize=False)
     torch.manual_seed(0)
-    net = torch.nn.Linear(d, 2)
-    opt = torch.optim.Adam(net.parameters(), lr=0.01)
-    loss, order = torch.nn.functional.cross_entropy, torch.Generator().manual_seed(1)
-    train, val = [], []
-    for epoch in range(epochs + 1):
-        if epoch:
-            perm = torch.randperm(n_train, generator=order)
-            for i in range(0, n_train, 32):
-                opt.zero_grad()
-                loss(net(xt[perm[i:i + 32]]), yt[perm[i:i + 32]]).backward()
-                opt.step()
-        with torch.no_grad():
-            train.append(float(loss(net(xt), yt)))
-            val.append(float(loss(net(xv), yv)))
+    train, val = minibatch_sgd(torch.nn.Linear(d, 2), 0.01, epochs, 32, (xt, yt, xv, yv),
+                               optimizer=torch.optim.Adam)
     p = torch.bincount(yt, minlength=2).double() / n_train
     return train, val, float(-(p * p.log()).sum())
 

@@ -60,13 +60,16 @@ def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
                                         noise=20.0, bias=50.0, random_state=18)
         scale = 10.0 ** np.random.default_rng(18).uniform(-1, 2, x.shape[1])  # raw: 0.1 to 100
         return (x * scale).astype(np.float64), y.astype(np.float64)
+    if name == "swiss_roll":  # the roll's position t (4.7 to 14) from its 3-D points (-11 to 21)
+        x, t = datasets.make_swiss_roll(n_samples=900, noise=0.5, random_state=20)
+        return x.astype(np.float64), t.astype(np.float64)  # raw: targets' variance about 8
     if name == "wave":  # a noisy sine on [-2, 2]: few points, a net that can memorise them
         g = np.random.default_rng(7)
         x = g.uniform(-2, 2, (400, 1))
         return x, np.sin(3 * x[:, 0]) + 0.3 * g.standard_normal(400)
     raise ValueError(f"data.name={name!r}: must be one of digits, breast_cancer, diabetes, wine, "
                      "wave, iris, moons, friedman, blobs, circles, noisy_labels, hastie, "
-                     "sparse_regression")
+                     "sparse_regression, swiss_roll")
 
 
 def load(d: dict, seed: int) -> tuple[torch.Tensor, ...]:

@@ -67,6 +67,42 @@ def _regression(scales, n: int = 200, batch: int | None = None, w_true=None):
     return run
 
 
+def _epoch_means(scales, n: int = 200, batch: int = 20):
+    """Shuffled minibatch SGD in float32 (torch) on a linear regression whose features have the
+    given scales, logging each epoch's mean minibatch loss, as most scripts do (the first taken
+    before any update): an epoch in which the loss overflowed logs inf. run(cfg) -> (train,
+    val)."""
+    import torch
+
+    g = np.random.default_rng(0)
+    d = len(scales)
+    x, xv = (torch.tensor(g.standard_normal((m, d)) * scales, dtype=torch.float32)
+             for m in (n, 100))
+    w_true = torch.linspace(1.0, 2.0, d)
+    y, yv = (a @ w_true + 0.1 * torch.tensor(g.standard_normal(len(a)), dtype=torch.float32)
+             for a in (x, xv))
+
+    def run(cfg: dict) -> tuple[list[float], list[float]]:
+        w = torch.zeros(d, requires_grad=True)
+        opt = torch.optim.SGD([w], lr=float(cfg["optimizer"]["lr"]))
+        order, train, val = torch.Generator().manual_seed(1), [], []
+        for _ in range(int(cfg["train"]["epochs"])):
+            losses = []
+            for idx in torch.randperm(n, generator=order).split(batch):
+                opt.zero_grad()
+                loss = ((x[idx] @ w - y[idx]) ** 2).mean()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+            train.append(float(np.mean(losses)))
+            with torch.no_grad():
+                val.append(float(((xv @ w - yv) ** 2).mean()))
+            if not math.isfinite(train[-1]):
+                break
+        return train, val
+    return run
+
+
 def _truth(run, cfg: dict) -> str:
     """The continuation label of the set-up cfg: the run, 10x its epochs, 10x its lr."""
     T, lr = int(cfg["train"]["epochs"]), cfg["optimizer"]["lr"]
@@ -90,6 +126,13 @@ HEAL = [
                  {"lr": 0.28, "epochs": 30,
                                                      "batch_size": 20, "n_train": 200},
                  "diverged", id="minibatch-growth-read-per-step"),
+    # Ten minibatch steps an epoch at lr x curvature ~ 90 on raw features (scales 30 and 20 or
+    # 30): the loss overflows float32 in the first epoch, so no growth is read off the curve and
+    # the cut was 10x, still lr x curvature ~ 9: diverged. Overflowing from a start no higher
+    # than 1.8e19 within 9 updates takes growing >= 138x an update: lr x curvature >= 12.8.
+    *[pytest.param(_epoch_means(scales), {"lr": 0.05, "epochs": 30, "batch_size": 20},
+                   "diverged", id=f"overflowed-in-its-first-epoch-{scales[1]:g}")
+      for scales in ([30.0, 20.0], [30.0, 30.0])],
     # An lr ramp (exponential, gamma 1.05): healthy for ~100 epochs, then every larger lr
     # overshoots and the loss blows up. A 10x smaller start only blows up later.
     pytest.param(_regression([1.0, 0.5]), {"lr": 0.005, "epochs": 300,

@@ -11,8 +11,9 @@ from sweeps.config import OptimizerName
 from sweeps.diagnose.capacity import _memorises
 from sweeps.diagnose.curves import _r
 from sweeps.diagnose.params import Params as _Params, adaptive, heavy_ball
-from sweeps.diagnose.steps import (_lr, _lr_set, _nice, _pace_need, _plain_lr, _pow10,
-                                   _raise_factor, _ramp, _room, _steps_per_epoch)
+from sweeps.diagnose.steps import (_lr, _lr_set, _nice, _overflow_growth, _pace_need,
+                                   _plain_lr, _pow10, _raise_factor, _ramp, _room,
+                                   _steps_per_epoch)
 from sweeps.diagnose.thresholds import Thresholds
 from sweeps.diagnose.validation import _patient
 from sweeps.diagnose.verdict import Diagnosis
@@ -33,7 +34,11 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
     # The symptom's own remedies, the most likely to heal first: options[0] is the fix for the
     # fault the curve shows, the rest are alternatives to it.
     if symptom == "diverged":
-        ratio = ratio ** (1.0 / _steps_per_epoch(cfg))
+        steps = _steps_per_epoch(cfg)
+        ratio = ratio ** (1.0 / steps)
+        overflow = _overflow_growth(ev.get("first_nonfinite_epoch", -1), steps)
+        if overflow > ratio:
+            ratio = ev["overflow_growth_per_step"] = _r(overflow)
     # Early stopping ends a longer run where it ended this one: more epochs are no remedy.
     if symptom == "stalled" and "baseline_loss" in ev:
         cause, options = _collapsed(lr, ev, t, cfg.get_bool("data.normalize"), _raw_inputs(cfg))
@@ -174,6 +179,10 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
         factor = _pow10(1 + math.sqrt(max(ratio, 0.0)), t.max_lr_cut)
         ev["lr_factor"] = factor
         cause = "The learning rate is too high: each step overshoots further and the loss blows up."
+        if "overflow_growth_per_step" in ev:
+            cause += (f" It overflowed within its first epoch's updates, which takes growing at "
+                      f"least {ev['overflow_growth_per_step']:.3g}x an update: the lr is cut "
+                      f"{factor:,.0f}x.")
         return cause, _nonempty([_lr(lr, 1 / factor), ["train.clip_grad_norm=1.0"]])
     if symptom == "oscillating":
         # A bouncing step costs loss ~ lr**2: cut lr by sqrt(swing / allowed swing), at least 10x.

@@ -25,6 +25,22 @@ def _steps_per_epoch(cfg: _Params) -> int:
     return int(math.ceil(n / b))
 
 
+# The largest float32: a loss that passes it is inf, and NaN follows (inf - inf, 0 * inf).
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _overflow_growth(first_bad: int, steps: int) -> float:
+    """The least per-step growth of a loss non-finite from its first epoch (no growth to read off
+    the curve), where that epoch's minibatch losses (the first taken before any update) are what
+    it logged: up to steps - 1 updates took the loss past float32's range from a start no higher
+    than that range's square root (1.8e19). 1 (nothing read) for a full-batch first epoch (its
+    one loss may come before any update) or a loss that was finite first: a NaN after finite
+    epochs may be a log(0) of a saturated output rather than an overflow."""
+    if first_bad == 0 and steps >= 2:
+        return math.sqrt(_FLOAT32_MAX) ** (1.0 / (steps - 1))
+    return 1.0
+
+
 def _ramp(cfg: _Params, train: np.ndarray, lr: Optional[float],
           ev: dict[str, Any]) -> Optional[tuple[str, list[str]]]:
     """A schedule that raises the lr every epoch took the run from where it learned to where it

@@ -93,14 +93,31 @@ def test_a_stalled_net_that_can_memorise_its_points_stops_early_once_fixed(seed,
     assert min(f_val) <= 1.02 * min(b_val) and min(f_val) < val[-1]
 
 
-def test_a_net_with_fewer_parameters_than_points_is_not_stopped_early():
+def test_a_net_with_three_quarters_as_many_parameters_as_points_stops_early():
+    """74 parameters for 100 points cannot fit every label one by one, yet the lr the fix asks
+    for, alone, overfits by the continuations' rules (this test once asserted the fix did not
+    stop early; that fix left the rerun overfitting): with early stopping it is healthy."""
     run, p = _task(0, hidden=4)
-    assert p < 100  # 74 parameters: it cannot fit 100 labels one by one
+    assert p == 74
     cfg = _config(1e-4, 200, p)
     assert _truth(run, cfg) == "stalled"
-    train, val = run(cfg)
-    d = diagnose(train, val, config=cfg)
+    d = diagnose(*run(cfg), config=cfg)
+    assert d.symptom == "stalled" and "train.early_stop=true" in d.fix, d.fix
+    assert _truth(run, _apply(cfg, [o for o in d.fix if o.startswith("optimizer.lr=")])) \
+        == "overfitting"
+    assert _truth(run, _apply(cfg, d.fix)) == "healthy"
+
+
+def test_a_net_with_a_third_as_many_parameters_as_points_is_not_stopped_early():
+    """34 parameters for 100 points: the lr the fix asks for heals it alone, by the
+    continuations' rules, and the fix does not stop early."""
+    run, p = _task(1, hidden=2)
+    assert p == 34
+    cfg = _config(1e-4, 200, p)
+    assert _truth(run, cfg) == "stalled"
+    d = diagnose(*run(cfg), config=cfg)
     assert d.symptom == "stalled" and "train.early_stop=true" not in d.fix, d.fix
+    assert _truth(run, _apply(cfg, d.fix)) == "healthy"
 
 
 def test_no_early_stopping_without_a_validation_curve():
@@ -147,3 +164,48 @@ def test_a_fix_that_stops_early_caps_the_epochs_at_ten_times(seed, hidden, lr, e
     assert len(short) == epochs  # never stopped: still improving when its epochs ran out
     assert len(capped) < 10 * epochs and len(capped) - 1 - int(np.argmin(capped)) == 20
     assert min(capped) <= min(short)
+
+
+def _least_squares(p: int, n: int = 60, noise: float = 1.0):
+    """Full-batch gradient descent on a linear regression with ``p`` standard normal features
+    and ``n`` training points (500 validate), weights of norm about 1 and label noise of
+    ``noise``: as much noise as signal. Early stopping as this project's loop does it.
+    run(cfg) -> (train, val)."""
+    g = np.random.default_rng(0)
+    x, xv = g.standard_normal((n, p)), g.standard_normal((500, p))
+    w = g.standard_normal(p) / math.sqrt(p)
+    y, yv = x @ w + noise * g.standard_normal(n), xv @ w + noise * g.standard_normal(500)
+
+    def run(cfg: dict) -> tuple[list[float], list[float]]:
+        t, lr = cfg["train"], float(cfg["optimizer"]["lr"])
+        v, train, val, best, since = np.zeros(p), [], [], math.inf, 0
+        for _ in range(int(t["epochs"])):
+            res = x @ v - y
+            train.append(float(res @ res / n))
+            val.append(float(np.mean((xv @ v - yv) ** 2)))
+            v = v - lr * 2 * x.T @ res / n
+            if t.get("early_stop"):
+                best, since = (val[-1], 0) if val[-1] < best else (best, since + 1)
+                if since >= int(t.get("patience", 20)):
+                    break
+        return train, val
+    return run
+
+
+@pytest.mark.parametrize("p,lr,epochs", [(30, 1e-3, 100), (40, 3e-3, 50), (50, 1e-3, 100)])
+def test_a_stall_with_half_as_many_weights_as_points_stops_early_once_fixed(p, lr, epochs):
+    """Another script's stalled least-squares fit, 30-50 weights for 60 points, its label noise
+    not said: the noise it fits costs val sigma**2 p / (n - p - 1), at least the noise itself
+    from p = (n - 1) / 2 (analysis). The lr the fix asks for, alone, overfits by the
+    continuations' rules; with the early stopping (and the epochs cap) the fix adds, it is
+    healthy."""
+    run = _least_squares(p)
+    cfg = {"optimizer": {"name": "sgd", "lr": lr}, "train": {"epochs": epochs},
+           "data": {"n_train": 60}, "model": {"n_params": p}}
+    assert _truth(run, cfg) == "stalled"
+    d = diagnose(*run(cfg), config=cfg)
+    assert d.symptom == "stalled", d.evidence
+    assert "train.early_stop=true" in d.fix and "fits the noise" in d.cause, d.fix
+    assert _truth(run, _apply(cfg, [o for o in d.fix if o.startswith("optimizer.lr=")])) \
+        == "overfitting"
+    assert _truth(run, _apply(cfg, d.fix)) == "healthy"

@@ -107,7 +107,8 @@ def test_foreign_raw_inputs_fix_names_the_scripts_own_switch(tmp_path):
 def test_foreign_model_that_can_memorise_stops_early_in_words(tmp_path):
     """A script that logs its model's size and its training points (num_params, train_size)
     and no label noise: with as many parameters as points its stall's fix also stops early, in
-    words; the same run logging fewer parameters than points gets the lr raise alone."""
+    words; the same run logging under half as many parameters as points gets the lr raise
+    alone."""
     fall = [1.0 - 0.001 * i for i in range(100)]  # straight, barely sloping: stalled
     (tmp_path / "big").mkdir()
     (tmp_path / "small").mkdir()
@@ -120,7 +121,7 @@ def test_foreign_model_that_can_memorise_stops_early_in_words(tmp_path):
     assert "train." not in tags["fix"]
     assert "5,000 parameters for 100 training points" in tags["cause"]
     uri, small = _one_run(tmp_path / "small", "small",
-                          {"learning_rate": "0.001", "num_params": "50", "train_size": "100"},
+                          {"learning_rate": "0.001", "num_params": "30", "train_size": "100"},
                           fall)
     tags = MlflowClient(uri).get_run(small).data.tags
     assert tags["symptom"] == "stalled" and "early stopping" not in tags["fix"]

@@ -15,8 +15,9 @@ from sweeps.diagnose.thresholds import Thresholds
 def _memorises(cfg: _Params, ev: dict[str, Any], t: Thresholds) -> str:
     """Why the model will memorise its training set once it trains properly ("" if it will not):
     enough parameters per training point, with label noise, to memorise it (capacity); or, where
-    the run does not say how noisy its labels are (another script's run), as many parameters as
-    training points: it can fit every label, whatever noise real labels carry."""
+    the run does not say how noisy its labels are (another script's run), at least half as many
+    parameters as training points (interpolate): it fits the noise real labels carry as much as
+    the signal, and from as many as points every label."""
     noise, n = cfg.get_float("data.noise"), cfg.get_float("data.n_train")
     p = _n_params(cfg)
     if not n or n <= 0 or p is None or cfg.get_bool("train.early_stop") \
@@ -24,8 +25,11 @@ def _memorises(cfg: _Params, ev: dict[str, Any], t: Thresholds) -> str:
         return ""
     ev["params_per_train_point"] = _r(p / n)
     if noise is None:  # early stopping watches the validation loss: only where there is one
-        return (f" With {p:,} parameters for {n:,.0f} training points the model can fit every "
-                "training label, noise included, once it trains properly: stop early.") \
+        fits = ("can fit every training label, noise included," if p >= n else
+                "fits the noise in its labels as much as their signal (least squares with p "
+                "weights on n points: p / (n - p - 1) of the noise comes back on val)")
+        return (f" With {p:,} parameters for {n:,.0f} training points the model {fits} once it "
+                "trains properly: stop early.") \
             if p / n >= t.interpolate and ev.get("val_epochs") else ""
     said = (" With noisy labels and this many parameters per training point, the model "
             "memorises the noise once it trains properly: stop early.")

@@ -125,10 +125,12 @@ class Thresholds:
     #   initial loss (the noise dominates). (Measured with benchmarks/ground_truth.py's truth:
     #   a cubic on 20 points at noise 0.5, p/n = 0.2, overfits at 7 of 10 seed x optimizer;
     #   the line on 12 points, 1/6, at noise 2.0 at seed 1, not at noise 0.5.)
-    interpolate: float = 1.0  # where the run does not say how noisy its labels are: model
-    #   parameters >= this share of the training points can fit every training label (a linear
-    #   model through n points needs n weights), the noise real labels carry included, so a fix
-    #   that makes it train properly adds early stopping (it needs a validation curve)
+    interpolate: float = 0.5  # where the run does not say how noisy its labels are: model
+    #   parameters >= this share of the training points fit the noise real labels carry as
+    #   much as the signal (least squares with p weights on n points: the noise it fits costs
+    #   val sigma**2 p / (n - p - 1), at least the noise itself from p = (n - 1) / 2; at p = n it
+    #   fits every label), so a fix that makes it train properly adds early stopping (it needs
+    #   a validation curve)
 
 
 DEFAULT = Thresholds()

@@ -10,7 +10,7 @@ import numpy as np
 from sweeps.config import OptimizerName
 from sweeps.diagnose.capacity import _memorises
 from sweeps.diagnose.curves import _r
-from sweeps.diagnose.params import Params as _Params, adaptive, heavy_ball
+from sweeps.diagnose.params import Params as _Params, adaptive
 from sweeps.diagnose.steps import (_lr, _lr_set, _nice, _overflow_growth, _pace_need,
                                    _plain_lr, _pow10, _raise_factor, _ramp, _room,
                                    _steps_per_epoch)
@@ -133,7 +133,6 @@ def _capped(symptom: str, cause: str, fix: list[str], ev: dict[str, Any],
     stall is judged over. A raised lr's pace is read off a curve, a cut lr moves slower: either
     may need more epochs than the run had, and the extra ones cost only what the run still
     gains from them. (Overfitting's fix is early stopping of a run that went on too long.)"""
-    fix, cause = _damped(symptom, cause, fix, ev, t, cfg)
     epochs = max(cfg.get_int("train.epochs") or 0, ev.get("epochs_run") or 0)
     changes = [o for o in fix if not o.startswith(("train.early_stop=", "train.patience="))]
     if symptom != "overfitting" and "train.early_stop=true" in fix and epochs and changes \
@@ -142,26 +141,6 @@ def _capped(symptom: str, cause: str, fix: list[str], ev: dict[str, Any],
         cause += (f" Early stopping makes the epochs a cap: up to {t.stop_cap:g} times the "
                   "run's, in case the fixed run trains slower than this curve says.")
     return Diagnosis(symptom, cause, fix, ev, alternatives)
-
-
-def _damped(symptom: str, cause: str, fix: list[str], ev: dict[str, Any], t: Thresholds,
-            cfg: _Params) -> tuple[list[str], str]:
-    """THE fix for a run that swings or blows up under heavy-ball momentum beta above
-    swing_momentum also lowers beta to it. Each step follows a velocity that sums the
-    gradients with weights beta**k: up to 1 / (1 - beta) times the plain step, minibatch noise
-    amplified with it; and once a stiff direction overshoots, the velocity swings it back and
-    forth for a time that shrinks only by sqrt(beta) a step, whatever the lr (on a quadratic,
-    for any lr x curvature between (1 - sqrt(beta))**2 and (1 + sqrt(beta))**2), so a cut lr
-    alone leaves a run that still rings."""
-    beta = heavy_ball(cfg)
-    if symptom not in ("diverged", "oscillating") or not fix or beta <= t.swing_momentum \
-            or any(o.startswith("optimizer.momentum=") for o in fix):
-        return fix, cause
-    ev["momentum_was"] = _r(beta)
-    return fix + [f"optimizer.momentum={t.swing_momentum!r}"], cause + (
-        f" Momentum {beta:g} makes each step up to {1 / (1 - beta):.3g} times the plain one "
-        f"and keeps a stiff direction swinging long after it overshoots (by sqrt({beta:g}) a "
-        f"step, whatever the lr): lower it to {t.swing_momentum:g} too.")
 
 
 def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Thresholds,

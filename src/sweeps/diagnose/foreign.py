@@ -20,7 +20,6 @@ WORDS = {
     "train.clip_grad_norm": "clip the gradient norm at {value}",
     "data.normalize": "standardise the inputs (zero mean, unit variance)",
     "optimizer.weight_decay": "add weight decay {value}",
-    "optimizer.momentum": "lower the momentum to {value}",
     "optimizer.lr": "set the learning rate to {value}",
 }
 

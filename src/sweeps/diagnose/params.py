@@ -23,7 +23,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
                           "training.lr_schedule"),
     "train.clip_grad_norm": ("clip_grad_norm", "max_grad_norm", "gradient_clip_val",
                              "grad_clip", "clip_norm", "training.clip_grad_norm"),
-    "optimizer.momentum": ("momentum", "optim.momentum", "sgd_momentum", "training.momentum"),
     "optimizer.weight_decay": ("weight_decay", "wd", "optim.weight_decay",
                                "training.weight_decay"),
     "train.patience": ("patience", "early_stopping_patience", "training.patience"),

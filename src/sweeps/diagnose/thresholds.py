@@ -95,9 +95,6 @@ class Thresholds:
     #   weight farther than it could need to go; the epochs make up the rest of the pace
     max_epochs_factor: float = 100.0  # the most epochs a fix multiplies a run's by (a plateau
     #   that asks for more needs another remedy: the lr alternative, normalised inputs)
-    swing_momentum: float = 0.5  # a fix for a run that swings or blows up under heavy-ball
-    #   momentum above this lowers it to this: 0.9 multiplies the steps by up to 1 / (1 - 0.9)
-    #   = 10 (minibatch noise with them) and rings for dozens of steps after each overshoot
     stop_cap: float = 10.0  # a fix that stops early caps the epochs at this many times
     #   the run's (early stopping ends it; a raised lr's pace is a guess, a cut lr is slower)
     max_lr_cut: float = 1e6  # a diverged run's cut: its per-step growth g puts lr x the

@@ -214,8 +214,9 @@ def test_analyze_says_a_scripts_run_does_worse_than_a_constant(tmp_path):
 def _radial(d: int, n_train: int, epochs: int) -> tuple[list[float], list[float], float]:
     """A linear classifier (logits w x + b) trained by minibatch Adam (lr 0.01, batches of 32;
     plain_torch's loop) on ``n_train`` standard normal points in ``d`` dimensions labelled by
-    whether |x|**2 is above its median (the rule of Hastie et al.'s example 10.2), 1,000 more validate:
-    (train losses, val losses, the class frequencies' entropy on the training split)."""
+    whether |x|**2 is above its median (the rule of Hastie et al.'s example 10.2), 1,000 more
+    validate: (train losses, val losses, the class frequencies' entropy on the training
+    split)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n_train + 1000, d, generator=g)
     y = ((x * x).sum(1) > d - 2 / 3).long()

@@ -12,8 +12,9 @@ def minibatch_sgd(net: torch.nn.Module, lr: float, epochs: int, batch: int,
                   data: tuple[torch.Tensor, ...], optimizer: type = torch.optim.SGD
                   ) -> tuple[list[float], list[float]]:
     """Train ``net`` on ``data`` = (x_train, y_train, x_val, y_val) by SGD (or ``optimizer``) at
-    ``lr`` for ``epochs`` epochs of shuffled minibatches of ``batch`` (the order seeded, the same for every
-    lr). (train losses, val losses) over the whole sets, epoch 0 (before any step) first."""
+    ``lr`` for ``epochs`` epochs of shuffled minibatches of ``batch`` (the order seeded, the
+    same for every lr). (train losses, val losses) over the whole sets, epoch 0 (before any
+    step) first."""
     xt, yt, xv, yv = data
     opt = optimizer(net.parameters(), lr=lr)
     loss, order = torch.nn.functional.cross_entropy, torch.Generator().manual_seed(1)

@@ -160,8 +160,8 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
         cause = "The learning rate is too high: each step overshoots further and the loss blows up."
         if "overflow_growth_per_step" in ev:
             cause += (f" It overflowed within its first epoch's updates, which takes growing at "
-                      f"least {ev['overflow_growth_per_step']:.3g}x an update: the lr is cut "
-                      f"{factor:,.0f}x.")
+                      f"least {ev['overflow_growth_per_step']:.3g}x an update"
+                      + (f": the lr is cut {factor:,.0f}x." if lr else "."))
         return cause, _nonempty([_lr(lr, 1 / factor), ["train.clip_grad_norm=1.0"]])
     if symptom == "oscillating":
         # A bouncing step costs loss ~ lr**2: cut lr by sqrt(swing / allowed swing), at least 10x.

@@ -63,13 +63,17 @@ def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name == "swiss_roll":  # the roll's position t (4.7 to 14) from its 3-D points (-11 to 21)
         x, t = datasets.make_swiss_roll(n_samples=900, noise=0.5, random_state=20)
         return x.astype(np.float64), t.astype(np.float64)  # raw: targets' variance about 8
+    if name == "quantiles":  # 3 classes: shells of a 5-D standard normal, split at quantiles
+        x, y = datasets.make_gaussian_quantiles(n_samples=900, n_features=5, n_classes=3,
+                                                random_state=21)
+        return x.astype(np.float64), y.astype(np.int64)
     if name == "wave":  # a noisy sine on [-2, 2]: few points, a net that can memorise them
         g = np.random.default_rng(7)
         x = g.uniform(-2, 2, (400, 1))
         return x, np.sin(3 * x[:, 0]) + 0.3 * g.standard_normal(400)
     raise ValueError(f"data.name={name!r}: must be one of digits, breast_cancer, diabetes, wine, "
                      "wave, iris, moons, friedman, blobs, circles, noisy_labels, hastie, "
-                     "sparse_regression, swiss_roll")
+                     "sparse_regression, swiss_roll, quantiles")
 
 
 def load(d: dict, seed: int) -> tuple[torch.Tensor, ...]:
@@ -108,7 +112,7 @@ def _loss_kind(d: dict) -> str:
     return d.get("loss") or {"digits": "ce", "wine": "ce", "breast_cancer": "bce", "iris": "ce",
                              "moons": "ce", "blobs": "ce",
                              "circles": "ce", "noisy_labels": "ce",
-                             "hastie": "bce"}.get(d["name"], "mse")
+                             "hastie": "bce", "quantiles": "ce"}.get(d["name"], "mse")
 
 
 def build(m: dict, n_in: int, n_out: int) -> nn.Module:

@@ -21,7 +21,8 @@ held out, noisy-labels moved), the twelfth before its tuning (sparse-regression 
 hastie moved), the thirteenth (digits-gru, a recurrent net, held out), and the fifteenth
 (swiss-roll held out before sparse-regression, scored held out three times, moved to calibration
 to learn its blow-ups from), and the sixteenth (quantiles, heavy-ball momentum in every run, held
-out to judge momentum rules on): each new family's first score is reported in benchmarks/README.
+out to judge momentum rules on, and its counterpart momentum-classes in calibration to fit them
+on): each new family's first score is reported in benchmarks/README.
 It is cached under outputs/generalisation/ (histories and truth, one JSON per family),
 so scoring after a labeller change takes seconds (continuation truth is cached as the
 continuations' curves and judged when scoring).

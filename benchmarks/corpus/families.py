@@ -345,24 +345,37 @@ def swiss_roll() -> list[dict]:
                          {"name": "net", "hidden": 32, "layers": 2, "act": "relu"}))
 
 
-def quantiles() -> list[dict]:
-    """Held out since the sixteenth session (part "fresh", defined before it scored anything
-    with it): heavy-ball momentum, which every other family mixes among four or five
-    optimizers, here in every run, at 0.5, 0.9 or 0.99, with zero_grad() forgotten in two runs
-    of three. Three classes of Gaussian quantiles (concentric shells in 5 standard-normal
-    features, cross-entropy), 400 points to train and 400 to validate; linear models (which
-    cannot separate shells) and nets of 1-3 layers of 32 or 64 units, relu/tanh/sigmoid; lr
-    1e-3 to 3, full batch and minibatches of 50, 20 to 200 epochs."""
+def _momentum_runs(data: str, seed: int) -> list[dict]:
+    """Heavy-ball momentum in every run (0.5, 0.9 or 0.99), zero_grad() forgotten in two runs of
+    three: linear models and nets of 1-3 layers of 32 or 64 relu/tanh/sigmoid units on a
+    3-class data set (cross-entropy), 400 points to train and 400 to validate; lr 1e-3 to 3,
+    full batch and minibatches of 50, 20 to 200 epochs."""
     return _custom({"model.name": ["linear", "net", "net", "net"],
                     "model.act": ["relu", "tanh", "sigmoid"],
                     "model.layers": [1, 2, 3], "model.hidden": [32, 64],
                     "optimizer.momentum": [0.5, 0.9, 0.9, 0.99],
                     "optimizer.lr": [1e-3, 0.01, 0.1, 0.3, 1.0, 3.0],
                     "train.batch_size": [0, 50], "train.zero_grad": [False, False, True],
-                    "train.epochs": [20, 60, 200], "train.seed": [0, 1]}, 40, 21,
-                   _base({"name": "quantiles", "n_train": 400, "n_val": 400},
+                    "train.epochs": [20, 60, 200], "train.seed": [0, 1]}, 40, seed,
+                   _base({"name": data, "n_train": 400, "n_val": 400},
                          {"name": "net", "hidden": 32, "layers": 2, "act": "relu"})
                    | {"optimizer": {"name": "momentum", "lr": 0.01}})
+
+
+def quantiles() -> list[dict]:
+    """Held out since the sixteenth session (part "fresh", defined before it scored anything
+    with it): heavy-ball momentum, which every other family mixes among four or five
+    optimizers, here in every run (_momentum_runs), on three classes of Gaussian quantiles
+    (concentric shells in 5 standard-normal features), which linear models cannot separate."""
+    return _momentum_runs("quantiles", 21)
+
+
+def momentum_classes() -> list[dict]:
+    """Calibration's counterpart of quantiles (sixteenth session, defined before it scored
+    anything with it), so that a momentum rule has calibration runs to be fitted on and
+    quantiles to be judged on: the same design (_momentum_runs) on three classes in 10 features,
+    5 of them informative (sklearn's make_classification)."""
+    return _momentum_runs("momentum_classes", 22)
 
 
 def preset() -> list[list[str]]:
@@ -406,6 +419,7 @@ FAMILIES = [
     Family("swiss-roll", "fresh", "custom", swiss_roll),
     # Defined in the sixteenth session, before it scored anything with it:
     Family("quantiles", "fresh", "custom", quantiles),
+    Family("momentum-classes", "calibration", "custom", momentum_classes),  # its counterpart
 ]
 
 

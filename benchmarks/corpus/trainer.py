@@ -67,13 +67,17 @@ def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
         x, y = datasets.make_gaussian_quantiles(n_samples=900, n_features=5, n_classes=3,
                                                 random_state=21)
         return x.astype(np.float64), y.astype(np.int64)
+    if name == "momentum_classes":  # 3 classes in 10 features, 5 of them informative
+        x, y = datasets.make_classification(n_samples=900, n_features=10, n_informative=5,
+                                            n_classes=3, class_sep=0.8, random_state=22)
+        return x.astype(np.float64), y.astype(np.int64)
     if name == "wave":  # a noisy sine on [-2, 2]: few points, a net that can memorise them
         g = np.random.default_rng(7)
         x = g.uniform(-2, 2, (400, 1))
         return x, np.sin(3 * x[:, 0]) + 0.3 * g.standard_normal(400)
     raise ValueError(f"data.name={name!r}: must be one of digits, breast_cancer, diabetes, wine, "
                      "wave, iris, moons, friedman, blobs, circles, noisy_labels, hastie, "
-                     "sparse_regression, swiss_roll, quantiles")
+                     "sparse_regression, swiss_roll, quantiles, momentum_classes")
 
 
 def load(d: dict, seed: int) -> tuple[torch.Tensor, ...]:
@@ -112,7 +116,8 @@ def _loss_kind(d: dict) -> str:
     return d.get("loss") or {"digits": "ce", "wine": "ce", "breast_cancer": "bce", "iris": "ce",
                              "moons": "ce", "blobs": "ce",
                              "circles": "ce", "noisy_labels": "ce",
-                             "hastie": "bce", "quantiles": "ce"}.get(d["name"], "mse")
+                             "hastie": "bce", "quantiles": "ce",
+                             "momentum_classes": "ce"}.get(d["name"], "mse")
 
 
 def build(m: dict, n_in: int, n_out: int) -> nn.Module:

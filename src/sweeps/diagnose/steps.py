@@ -196,21 +196,29 @@ def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds
         rho = sgd
     elif l1 > l0 > 0:
         rho = 1.0 + math.sqrt(l1 / l0)
+    beta = heavy_ball(cfg)
+    # Momentum's steps, where the gradient keeps its sign, grow to 1 / (1 - beta) times the
+    # first: its steady steps go that many times as far as the first did.
+    steady = rho / (1.0 - beta) if rho is not None else None
     if rho is not None:
         ev["first_step_overshoot"] = _r(min(rho, 1e6))
-    if rho is not None and rho >= t.overshoot:
-        factor = _pow10(rho, t.max_lr_factor)
+        if beta > 0:
+            ev["momentum_step_overshoot"] = _r(min(steady, 1e6))
+    if steady is not None and steady >= t.overshoot:
+        factor = _pow10(steady, t.max_lr_factor)
         ev["lr_factor"] = factor
+        how = "plain steps overshoot too." if steady == rho else (
+            f"with momentum {beta:g} its steady steps, {1 / (1 - beta):.3g} times the first, go "
+            f"{min(steady, 1e6):.3g} times that far: past the minimum.")
         return _lr(lr, 1 / factor), (
             " The learning rate is too high as well: the first update, a plain gradient step "
             f"(nothing had accumulated yet), went {min(rho, 1e6):.3g} times as far as the "
-            "minimum along its own direction, so plain steps overshoot too.")
+            f"minimum along its own direction; {how}")
     low = float(np.nanmin(np.where(np.isfinite(train), train, np.nan)))
     if not (l0 > low and l1 < l0):
         return [], ""
     f1 = min((l0 - l1) / (l0 - low), 1.0)
     epochs = cfg.get_int("train.epochs") or len(train)
-    beta = heavy_ball(cfg)
     # With S minibatch steps an epoch, the first epoch's k-th step already follows the sum of k
     # gradients: it moved (S + 1) / 2 times as far as S plain steps would have.
     steps = _steps_per_epoch(cfg)

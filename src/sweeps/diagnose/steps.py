@@ -175,7 +175,9 @@ def _plain_lr(curves: tuple[np.ndarray, np.ndarray], cfg: _Params, t: Thresholds
       * any optimizer: L1 > L0 means rho > 2; for a step much longer than the way to the
         minimum the loss grows as (rho - 1)**2, so rho ~ 1 + sqrt(L1 / L0) (Adam's first step
         is lr * sign(grad), RMSprop's lr / sqrt(1 - alpha) * sign(grad): G is not known).
-    rho >= overshoot: the lr is cut by the power of ten at or above rho (at least 10x).
+    rho >= overshoot, or under momentum rho / (1 - beta) (its steady steps, where the gradient
+    keeps its sign, are 1 / (1 - beta) times the first): the lr is cut by the power of ten at or
+    above that (at least 10x).
     Otherwise the share of the reducible loss (taken down to the lowest loss of the run, no
     lower than the floor) the first epoch removed, f1 (its S minibatch steps already summing
     1..S gradients: (S + 1) / 2 times the plain progress), is the most plain steps remove: kept

@@ -16,11 +16,13 @@ from sweeps.diagnose import diagnose
 from test_fixes_heal import _apply, _truth
 
 
-def _task(seed: int, hidden: int, n: int = 100, d: int = 10, flip: float = 0.1):
-    """Full-batch Adam on a 2-layer tanh net (``hidden`` units a layer) classifying 10 Gaussian
-    features by the sign of x0 x1 + x2, 10 % of the labels flipped; 1,000 points to validate.
-    Returns (run(cfg) -> (train, val), the net's parameter count). Early stopping as this
-    project's loop does it: stop once val has not improved for ``patience`` epochs."""
+def _task(seed: int, hidden: int, n: int = 100, d: int = 10, flip: float = 0.1,
+          act: type = torch.nn.Tanh, optimizer: type = torch.optim.Adam):
+    """Full-batch Adam (or ``optimizer``) on a 2-layer tanh (or ``act``) net (``hidden`` units a
+    layer) classifying 10 Gaussian features by the sign of x0 x1 + x2, 10 % of the labels
+    flipped; 1,000 points to validate. Returns (run(cfg) -> (train, val), the net's parameter
+    count). Early stopping as this project's loop does it: stop once val has not improved for
+    ``patience`` epochs."""
     g = np.random.default_rng(seed)
 
     def data(m: int):
@@ -33,8 +35,8 @@ def _task(seed: int, hidden: int, n: int = 100, d: int = 10, flip: float = 0.1):
     (x, y), (xv, yv) = data(n), data(1000)
 
     def net() -> torch.nn.Module:
-        return torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.Tanh(),
-                                   torch.nn.Linear(hidden, hidden), torch.nn.Tanh(),
+        return torch.nn.Sequential(torch.nn.Linear(d, hidden), act(),
+                                   torch.nn.Linear(hidden, hidden), act(),
                                    torch.nn.Linear(hidden, 2))
 
     def run(cfg: dict) -> tuple[list[float], list[float]]:
@@ -42,7 +44,7 @@ def _task(seed: int, hidden: int, n: int = 100, d: int = 10, flip: float = 0.1):
         torch.set_num_threads(1)
         torch.manual_seed(seed)
         model = net()
-        opt = torch.optim.Adam(model.parameters(), lr=float(cfg["optimizer"]["lr"]))
+        opt = optimizer(model.parameters(), lr=float(cfg["optimizer"]["lr"]))
         crit = torch.nn.CrossEntropyLoss()
         train, val, best, since = [], [], math.inf, 0
         for _ in range(int(t["epochs"])):

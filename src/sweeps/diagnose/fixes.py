@@ -11,8 +11,8 @@ from sweeps.config import OptimizerName
 from sweeps.diagnose.capacity import _memorises
 from sweeps.diagnose.curves import _r
 from sweeps.diagnose.params import Params as _Params, adaptive
-from sweeps.diagnose.steps import (_lr, _lr_set, _nice, _overflow_growth, _pace_need,
-                                   _plain_lr, _pow10, _raise_factor, _ramp, _room,
+from sweeps.diagnose.steps import (_blind_raise, _lr, _lr_set, _nice, _overflow_growth,
+                                   _pace_need, _plain_lr, _pow10, _raise_factor, _ramp, _room,
                                    _steps_per_epoch)
 from sweeps.diagnose.thresholds import Thresholds
 from sweeps.diagnose.validation import _patient
@@ -134,6 +134,9 @@ def _capped(symptom: str, cause: str, fix: list[str], ev: dict[str, Any],
     may need more epochs than the run had, and the extra ones cost only what the run still
     gains from them. (Overfitting's fix is early stopping of a run that went on too long.)"""
     epochs = max(cfg.get_int("train.epochs") or 0, ev.get("epochs_run") or 0)
+    gentler = _blind_raise(fix, ev, cfg, t, epochs) if symptom == "stalled" else None
+    if gentler:
+        fix, cause = gentler[0], cause + gentler[1]
     changes = [o for o in fix if not o.startswith(("train.early_stop=", "train.patience="))]
     if symptom != "overfitting" and "train.early_stop=true" in fix and epochs and changes \
             and not any(o.startswith("train.epochs=") for o in fix):

@@ -258,3 +258,33 @@ def _lr(lr: Optional[float], factor: float) -> list[str]:
     if lr is None or not math.isfinite(lr) or lr <= 0:
         return []
     return [f"optimizer.lr={float(f'{lr * factor:.6g}')!r}"]
+
+
+def _blind_raise(fix: list[str], ev: dict[str, Any], cfg: _Params, t: Thresholds,
+                 epochs: int) -> Optional[tuple[list[str], str]]:
+    """A stall's lr raise as large as a fix guesses (max_lr_factor: the pace asked for that or
+    more) that nothing measured bounds, in a fix that stops early: (the fix with a decade of it
+    given to the epochs, the sentence that says why), or None. The pace reading (progress ~ lr
+    x epochs) holds while the lr stays below what the curvature allows, and a stalled curve
+    shows none of that limit: the first plain step was not read (lr_room), nor was the lr read
+    off a running sum's first update (zero_grad() missing). A plateau's far side is sharper
+    than the flat run crossed, so a jump of three decades often lands where the run swings.
+    Early stopping ends the run where val stops improving, so the extra epochs cost only what
+    the run still gains from them: the lr goes a decade lower and the cap 10x higher (at most
+    max_epochs_factor x the run's)."""
+    lr, new = cfg.get_float("optimizer.lr"), _lr_set(fix)
+    if lr is None or new is None or not (lr > 0 and new >= t.max_lr_factor * lr * (1 - 1e-9)) \
+            or "train.early_stop=true" not in fix or "lr_room" in ev or not epochs \
+            or cfg.get_bool("train.zero_grad") is False:
+        return None
+    set_to = next((int(o.split("=", 1)[1]) for o in fix if o.startswith("train.epochs=")), None)
+    cap = 10 * (set_to if set_to is not None else int(epochs * t.stop_cap))
+    if cap > t.max_epochs_factor * epochs:
+        return None
+    ev.update(lr_factor=_r(new / lr / 10), epochs_factor=_r(cap / epochs))
+    out = [o for o in fix if not o.startswith(("optimizer.lr=", "train.epochs="))]
+    return _lr(new, 0.1) + out + [f"train.epochs={cap}"], (
+        f" A {new / lr:,.0f}x lr is a blind jump: the flat curve shows nothing of the curvature "
+        f"beyond it, where a run often swings. With early stopping on guard the lr goes a decade "
+        f"lower ({new / lr / 10:,.0f}x) and the epochs up to {cap}, a cap the run stops short "
+        "of once val stops improving.")

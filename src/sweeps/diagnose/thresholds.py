@@ -88,7 +88,8 @@ class Thresholds:
     min_progress: float = 1e-6  # removed share below which a stall says nothing about the lr
     #   (a float32 loss resolves ~1e-7 of itself; above that, the drop at a small lr is first
     #   order in the lr, so the share removed measures the rate a raise multiplies)
-    max_lr_factor: float = 1000.0  # the largest lr change a fix guesses (a stall, a swing)
+    max_lr_factor: float = 1000.0  # the largest lr change a fix guesses (a stall, a swing); a
+    #   stall's raise this large, blind, gives a decade to the epochs where it stops early
     adaptive_lr_cap: float = 1.0  # a stall's lr raise takes an adaptive optimizer (Adam,
     #   RMSprop, Adagrad, ...: every weight moves about lr a step) no higher than this: the scale
     #   of initialised weights (1 / sqrt(fan_in) and below), past which each step throws every

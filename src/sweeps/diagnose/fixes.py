@@ -167,8 +167,11 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
                       + (f": the lr is cut {factor:,.0f}x." if lr else "."))
         return cause, _nonempty([_lr(lr, 1 / factor), ["train.clip_grad_norm=1.0"]])
     if symptom == "oscillating":
-        # A bouncing step costs loss ~ lr**2: cut lr by sqrt(swing / allowed swing), at least 10x.
-        factor = _pow10(math.sqrt(ratio), t.max_lr_factor)
+        # A bouncing gradient step costs loss ~ lr**2: cut lr by sqrt(swing / allowed swing), at
+        # least 10x. An adaptive optimizer's step is about lr long whatever the gradient, so
+        # the loss a bounce climbs back by is its slope times that length: ~ lr, cut by the
+        # ratio itself.
+        factor = _pow10(ratio if adaptive else math.sqrt(ratio), t.max_lr_factor)
         ev["lr_factor"] = factor
         cause = "The step size overshoots the minimum: the loss bounces instead of settling."
         options = [_lr(lr, 1 / factor), ["train.lr_schedule=cosine"]]

@@ -132,7 +132,9 @@ def _capped(symptom: str, cause: str, fix: list[str], ev: dict[str, Any],
     improving, so they go up to stop_cap x the run's (as set, or as run), the horizon a
     stall is judged over. A raised lr's pace is read off a curve, a cut lr moves slower: either
     may need more epochs than the run had, and the extra ones cost only what the run still
-    gains from them. (Overfitting's fix is early stopping of a run that went on too long.)"""
+    gains from them. (Overfitting's fix is early stopping of a run that went on too long.)
+    A stall's blind 1000x raise under that guard gives a decade to the cap first
+    (steps._blind_raise)."""
     epochs = max(cfg.get_int("train.epochs") or 0, ev.get("epochs_run") or 0)
     gentler = _blind_raise(fix, ev, cfg, t, epochs) if symptom == "stalled" else None
     if gentler:

@@ -133,6 +133,9 @@ def _diagnose(train_loss: Sequence[float], val_loss: Optional[Sequence[float]], 
         over = max(climb / (t.osc_rise * scale), swing / (t.osc_swing * scale), 1.0)
         # Val already turned up before the swings began: early stopping ends the run at its val
         # minimum, before them, and so cures both (a lower lr would leave the overfitting).
+        # The swings began where the loss first climbed back, judged half or not: early
+        # stopping must end the run before that, or the stopped run swings too.
+        first = min(first, _unsettled(train, smooth, scale, replace(t, judged_share=1.0))[3])
         turned = len(val) >= first > 0 and _val_turn(train[:first], smooth[:first], val[:first],
                                                      scale, cfg, t)
         stop = _early_stop_at(val, cfg)

@@ -8,6 +8,7 @@ come from the labeller.
   python benchmarks/generalisation.py -v         # also list every disagreement with its measures
   python benchmarks/generalisation.py --part calibration -v  # what a tuning session looks at
   python benchmarks/generalisation.py --verify-fixes   # also: do the fixes heal (2 rounds)?
+  python benchmarks/generalisation.py --part calibration --verify-fixes --jobs 2  # 2-way
   python benchmarks/generalisation.py --baseline  # as if every run logged its baseline_loss
   python benchmarks/generalisation.py --no-baseline  # as if none did (the runner's neither)
   python benchmarks/generalisation.py --family preset  # the diagnostic preset, cached likewise
@@ -105,8 +106,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="only these families (repeatable); default: all")
     ap.add_argument("--cache", default=str(CACHE), help="where the corpus is cached")
     ap.add_argument("--jobs", type=int, default=1, metavar="N",
-                    help="build the families not cached yet N at a time (one process each; "
-                    "each trains on one thread)")
+                    help="N processes (each trains on one thread): build the families not "
+                    "cached yet N at a time; with --verify-fixes, re-run the fixes N-way")
     ap.add_argument("--part", choices=["calibration", "test", "fresh"],
                     help="only the families of this part (tune with --part calibration)")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every disagreement")
@@ -162,9 +163,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(report(scored, verbose=args.verbose))
     kinds = Counter(r["part"] for r in runs)
     if args.verify_fixes:
-        from corpus.fixes import heal, heal_report
+        from corpus.fixes import heal_report
 
-        print(heal_report(heal(scored), verbose=args.verbose))
+        print(heal_report(_heal(scored, args.jobs), verbose=args.verbose))
     print(f"\n{len(runs)} runs ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}); "
           f"corpus ready in {built:.0f} s, scored in {time.perf_counter() - start - built:.1f} s")
     return 0
@@ -186,6 +187,23 @@ def _build_in_parallel(names: list[str], cache: Path, jobs: int) -> None:
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
         for name in pool.map(_build_one, names, [cache] * len(names)):
             print(f"cached {name}", file=sys.stderr)
+
+
+def _heal(scored: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
+    """corpus.fixes.heal() on the scored runs, split across ``jobs`` spawned processes (every
+    jobs-th run to each, so each gets a share of every family); the results in corpus order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from corpus.fixes import heal, to_heal
+
+    rows = [r for r in scored if to_heal(r)]
+    if jobs <= 1 or len(rows) < 2:
+        return heal(rows)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        parts = list(pool.map(heal, [rows[i::jobs] for i in range(jobs)]))
+    return [parts[k % jobs][k // jobs] for k in range(len(rows))]
 
 
 if __name__ == "__main__":

@@ -35,8 +35,15 @@ def _value(v: str) -> Any:
     return v
 
 
+def to_heal(r: dict[str, Any]) -> bool:
+    """Is this scored run re-run by heal(): labelled unhealthy, with a fix?"""
+    d = r["diagnosis"]
+    return d.symptom != "healthy" and bool(d.fix)
+
+
 def heal(rows: list[dict[str, Any]], rounds: int = 2) -> list[dict[str, Any]]:
-    """For every labelled-unhealthy run with a fix: the symptom after round 1 (and 2)."""
+    """For every labelled-unhealthy run with a fix (to_heal): the symptom after round 1 (and
+    2), in the rows' order."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -65,9 +72,9 @@ def heal(rows: list[dict[str, Any]], rounds: int = 2) -> list[dict[str, Any]]:
     conf = Path(__file__).resolve().parents[2] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         for r in rows:
-            d = r["diagnosis"]
-            if d.symptom == "healthy" or not d.fix:
+            if not to_heal(r):
                 continue
+            d = r["diagnosis"]
             state = r["overrides"] if r["source"] == "runner" else r["config"]
             d1, state = rerun(r, d.fix, state)
             d2, fix2 = None, None

@@ -35,19 +35,23 @@ def _lr_at(e: int, cfg: dict) -> float:
     return lr
 
 
-def _regression(scales, n: int = 200, batch: int | None = None, w_true=None):
+def _regression(scales, n: int = 200, batch: int | None = None, w_true=None,
+                noise: float = 0.1, beta: float = 0.0):
     """Gradient descent on a linear regression whose features have the given scales (no bias,
-    targets centred): the curvature of weight i is 2 * scales[i]**2. ``batch``: shuffled
-    minibatches of that size, else full batch. Returns run(cfg) -> (train, val)."""
+    targets centred, with Gaussian noise of sd ``noise``): the curvature of weight i is
+    2 * scales[i]**2. ``batch``: shuffled minibatches of that size, else full batch. ``beta``:
+    heavy-ball momentum as torch's SGD has it (v = beta v + g, w -= lr v). Returns run(cfg) ->
+    (train, val)."""
     g = np.random.default_rng(0)
     d = len(scales)
     x, xv = g.standard_normal((n, d)) * scales, g.standard_normal((100, d)) * scales
     w_true = np.linspace(1.0, 2.0, d) if w_true is None else np.asarray(w_true)
-    y, yv = x @ w_true + 0.1 * g.standard_normal(n), xv @ w_true + 0.1 * g.standard_normal(100)
+    y = x @ w_true + noise * g.standard_normal(n)
+    yv = xv @ w_true + noise * g.standard_normal(100)
 
     def run(cfg: dict) -> tuple[list[float], list[float]]:
         w, order, train, val = np.zeros(d), np.random.default_rng(1), [], []
-        step, acc = batch or n, np.zeros(d)
+        step, acc, vel = batch or n, np.zeros(d), np.zeros(d)
         keep = cfg["train"].get("zero_grad", True) is False  # gradients accumulate, never zeroed
         with np.errstate(all="ignore"):
             for e in range(int(cfg["train"]["epochs"])):
@@ -62,7 +66,8 @@ def _regression(scales, n: int = 200, batch: int | None = None, w_true=None):
                     idx = perm[i:i + step]
                     grad = 2 * x[idx].T @ (x[idx] @ w - y[idx]) / len(idx)
                     acc = acc + grad if keep else grad
-                    w = w - lr * acc
+                    vel = beta * vel + acc
+                    w = w - lr * vel
         return train, val
     return run
 

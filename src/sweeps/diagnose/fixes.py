@@ -10,7 +10,7 @@ import numpy as np
 from sweeps.config import OptimizerName
 from sweeps.diagnose.capacity import _memorises
 from sweeps.diagnose.curves import _r
-from sweeps.diagnose.params import Params as _Params, adaptive
+from sweeps.diagnose.params import Params as _Params, adaptive, heavy_ball
 from sweeps.diagnose.steps import (_blind_raise, _lr, _lr_set, _nice, _overflow_growth,
                                    _pace_need, _plain_lr, _pow10, _raise_factor, _ramp, _room,
                                    _steps_per_epoch)
@@ -39,6 +39,8 @@ def _verdict(symptom: str, cfg: _Params, ev: dict[str, Any], t: Thresholds,
         overflow = _overflow_growth(ev.get("first_nonfinite_epoch", -1), steps)
         if overflow > ratio:
             ratio = ev["overflow_growth_per_step"] = _r(overflow)
+        if heavy_ball(cfg) > 0:
+            ev["momentum"] = heavy_ball(cfg)
     # Early stopping ends a longer run where it ended this one: more epochs are no remedy.
     if symptom == "stalled" and "baseline_loss" in ev:
         cause, options = _collapsed(lr, ev, t, cfg.get_bool("data.normalize"), _raw_inputs(cfg))
@@ -159,10 +161,16 @@ def _symptom_fix(symptom: str, lr: float | None, ev: dict[str, Any], t: Threshol
     if symptom == "diverged":
         # 10x, or more when the growth says 10x is not enough: gradient descent on a quadratic
         # grows the loss by (lr*lam - 1)**2 per step (ratio: the growth per optimizer step), so
-        # lr*lam ~ 1 + sqrt(growth); aim at 1.
-        factor = _pow10(1 + math.sqrt(max(ratio, 0.0)), t.max_lr_cut)
+        # lr*lam ~ 1 + sqrt(growth); aim at 1. Heavy ball (momentum beta) grows by about
+        # (lr*lam - 1 - beta)**2, and its steady step is lr / (1 - beta) times the gradient:
+        # aim that effective lr at 1, i.e. lr*lam at 1 - beta.
+        beta = ev.get("momentum", 0.0)
+        factor = _pow10((1 + beta + math.sqrt(max(ratio, 0.0))) / (1 - beta), t.max_lr_cut)
         ev["lr_factor"] = factor
         cause = "The learning rate is too high: each step overshoots further and the loss blows up."
+        if beta:
+            cause += (f" Under momentum {beta:g} each steady step is {1 / (1 - beta):.3g} times "
+                      "lr x the gradient, and the cut covers that too.")
         if "overflow_growth_per_step" in ev:
             cause += (f" It overflowed within its first epoch's updates, which takes growing at "
                       f"least {ev['overflow_growth_per_step']:.3g}x an update"
